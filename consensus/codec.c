@@ -1,0 +1,1 @@
+#include "consensus/consensus.h"
