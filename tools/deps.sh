@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(cmake make gcc pkg-config libuv1-dev libsodium-dev liblmdb-dev libmsgpack-dev
           libjansson-dev libh2o-dev libssl-dev libcurl4-openssl-dev libcmocka-dev lmdb-utils
-          curl)
+          curl jq)
 
 missing=()
 for p in "${packages[@]}"; do

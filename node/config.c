@@ -1,0 +1,238 @@
+/* Configuration: node.json and the genesis file, read with jansson. Every field
+ * has a default except the ones that identify the node and its chain. */
+#include "node/node.h"
+
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CONFIG_ERR(path, what)                                                     \
+    (KN_ERROR("config", "invalid configuration", "file=%s problem=\"%s\"", path, what), \
+     KN_ECONFIG)
+
+static int copy_str(char *dst, size_t cap, json_t *obj, const char *key, const char *dflt)
+{
+    json_t *v = json_object_get(obj, key);
+    const char *s = v ? json_string_value(v) : dflt;
+    if (!s || strlen(s) >= cap) return KN_ECONFIG;
+    memcpy(dst, s, strlen(s) + 1);
+    return 0;
+}
+
+static int get_uint(json_t *obj, const char *key, uint64_t dflt, uint64_t max, uint64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        (uint64_t)json_integer_value(v) > max)
+        return KN_ECONFIG;
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int get_hex32(json_t *obj, const char *key, uint8_t out[32])
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? kn_unhex(out, 32, s, strlen(s)) : KN_ECONFIG;
+}
+
+/* "host:port" into its parts. */
+static int split_address(const char *addr, char *host, size_t host_cap, uint16_t *port)
+{
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    if (!colon || (size_t)(colon - addr) >= host_cap || colon == addr) return KN_ECONFIG;
+    unsigned long p = strtoul(colon + 1, NULL, 10);
+    if (p == 0 || p > 65535) return KN_ECONFIG;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+/* Resolves rel against the directory of base into out. */
+static int resolve_path(const char *base, const char *rel, char *out, size_t cap)
+{
+    if (rel[0] == '/') return snprintf(out, cap, "%s", rel) < (int)cap ? 0 : KN_ECONFIG;
+    char tmp[NODE_PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", base);
+    return snprintf(out, cap, "%s/%s", dirname(tmp), rel) < (int)cap ? 0 : KN_ECONFIG;
+}
+
+static int load_validator(json_t *jv, node_config *cfg, uint32_t i)
+{
+    node_validator_info *info = &cfg->validators[i];
+    uint64_t power;
+    if (copy_str(info->name, sizeof info->name, jv, "name", NULL) ||
+        copy_str(info->city, sizeof info->city, jv, "city", "") ||
+        get_hex32(jv, "public_key", cfg->valset.v[i].pk) ||
+        get_uint(jv, "power", 1, UINT32_MAX, &power) || power == 0 ||
+        split_address(json_string_value(json_object_get(jv, "peer_address")), info->peer_host,
+                      sizeof info->peer_host, &info->peer_port) ||
+        copy_str(info->api_address, sizeof info->api_address, jv, "api_address", ""))
+        return KN_ECONFIG;
+    cfg->valset.v[i].power = power;
+    return 0;
+}
+
+static int load_currency(json_t *jc, ledger_currency *c)
+{
+    uint64_t scale;
+    if (copy_str(c->code, sizeof c->code, jc, "code", NULL) || c->code[0] == '\0' ||
+        copy_str(c->name, sizeof c->name, jc, "name", "") ||
+        copy_str(c->city, sizeof c->city, jc, "city", "") ||
+        get_uint(jc, "scale", 2, 18, &scale) ||
+        get_uint(jc, "max_supply", 0, INT64_MAX, &c->max_supply) || c->max_supply == 0 ||
+        get_hex32(jc, "issuer", c->issuer))
+        return KN_ECONFIG;
+    c->scale = (uint8_t)scale;
+    return 0;
+}
+
+static int load_genesis_lists(json_t *root, const char *path, node_config *cfg)
+{
+    json_t *vals = json_object_get(root, "validators");
+    json_t *curs = json_object_get(root, "currencies");
+    json_t *admins = json_object_get(root, "admins");
+    if (!json_is_array(vals) || json_array_size(vals) == 0 ||
+        json_array_size(vals) > CONS_VALIDATORS_MAX)
+        return CONFIG_ERR(path, "validators must be a list of 1 to 64 entries");
+    if (!json_is_array(curs) || json_array_size(curs) > LEDGER_CURRENCIES_MAX)
+        return CONFIG_ERR(path, "currencies must be a list of at most 64 entries");
+    if (admins && (!json_is_array(admins) || json_array_size(admins) > LEDGER_ADMINS_MAX))
+        return CONFIG_ERR(path, "admins must be a list of at most 16 keys");
+
+    size_t i;
+    json_t *item;
+    cfg->valset.n = (uint32_t)json_array_size(vals);
+    json_array_foreach(vals, i, item) if (load_validator(item, cfg, (uint32_t)i)) return CONFIG_ERR(path, "bad validator entry");
+    cfg->genesis.n_currencies = (uint32_t)json_array_size(curs);
+    json_array_foreach(curs, i, item) if (load_currency(item, &cfg->genesis.currencies[i])) return CONFIG_ERR(path, "bad currency entry");
+    cfg->genesis.n_admins = (uint32_t)json_array_size(admins);
+    json_array_foreach(admins, i, item)
+    {
+        const char *s = json_string_value(item);
+        if (!s || kn_unhex(cfg->genesis.admins[i], KN_PK_BYTES, s, strlen(s)))
+            return CONFIG_ERR(path, "bad admin key");
+    }
+    if (cons_valset_init(&cfg->valset)) return CONFIG_ERR(path, "bad validator powers");
+    return 0;
+}
+
+int node_genesis_load(const char *path, node_config *cfg)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root) {
+        KN_ERROR("config", "cannot read genesis", "file=%s line=%d problem=\"%s\"", path,
+                 jerr.line, jerr.text);
+        return KN_ECONFIG;
+    }
+    int rc = 0;
+    ledger_genesis *g = &cfg->genesis;
+    memset(g, 0, sizeof *g);
+    memset(&cfg->valset, 0, sizeof cfg->valset);
+    if (copy_str(g->chain_id, sizeof g->chain_id, root, "chain_id", NULL) || !g->chain_id[0])
+        rc = CONFIG_ERR(path, "chain_id missing or longer than 64");
+    else if (get_uint(root, "genesis_time_ms", 0, INT64_MAX, &g->time_ms))
+        rc = CONFIG_ERR(path, "genesis_time_ms must be a non-negative integer");
+    else
+        rc = load_genesis_lists(root, path, cfg);
+    json_decref(root);
+    return rc;
+}
+
+static int load_limits(json_t *root, node_config *cfg)
+{
+    uint64_t v[11];
+    int rc = get_uint(root, "mempool_txs_max", 50000, 1000000, &v[0]) |
+             get_uint(root, "block_txs_max", 5000, LEDGER_BLOCK_TXS_MAX, &v[1]) |
+             get_uint(root, "heartbeat_ms", 1000, 600000, &v[2]) |
+             get_uint(root, "drift_ms", 5000, 600000, &v[3]) |
+             get_uint(root, "wait_commit_ms", 30000, 600000, &v[4]) |
+             get_uint(root, "map_size_mb", 4096, 1u << 20, &v[5]) |
+             get_uint(root, "api_body_max_bytes", 1u << 20, 64u << 20, &v[6]) |
+             get_uint(root, "timeout_propose_ms", 3000, 600000, &v[7]) |
+             get_uint(root, "timeout_prevote_ms", 1000, 600000, &v[8]) |
+             get_uint(root, "timeout_precommit_ms", 1000, 600000, &v[9]) |
+             get_uint(root, "timeout_delta_ms", 500, 600000, &v[10]);
+    if (rc || v[0] == 0 || v[1] == 0 || v[2] == 0) return KN_ECONFIG;
+    cfg->mempool_txs_max = (uint32_t)v[0];
+    cfg->block_txs_max = (uint32_t)v[1];
+    cfg->heartbeat_ms = (uint32_t)v[2];
+    cfg->drift_ms = (uint32_t)v[3];
+    cfg->wait_commit_ms = (uint32_t)v[4];
+    cfg->map_size_bytes = v[5] << 20;
+    cfg->api_body_max_bytes = (size_t)v[6];
+    cfg->timeouts.timeout_propose_ms = (uint32_t)v[7];
+    cfg->timeouts.timeout_prevote_ms = (uint32_t)v[8];
+    cfg->timeouts.timeout_precommit_ms = (uint32_t)v[9];
+    cfg->timeouts.timeout_delta_ms = (uint32_t)v[10];
+    return 0;
+}
+
+static int load_logging(json_t *root, node_config *cfg, const char *path)
+{
+    char level[16], format[16], file[NODE_PATH_MAX];
+    if (copy_str(level, sizeof level, root, "log_level", "info") ||
+        copy_str(format, sizeof format, root, "log_format", "text") ||
+        copy_str(file, sizeof file, root, "log_file", ""))
+        return KN_ECONFIG;
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    cfg->log_level = KN_LOG_INFO;
+    bool known = false;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(level, levels[i]) == 0) cfg->log_level = (enum kn_log_level)i, known = true;
+    if (!known || (strcmp(format, "text") && strcmp(format, "json"))) return KN_ECONFIG;
+    cfg->log_json = strcmp(format, "json") == 0;
+    cfg->log_file[0] = '\0';
+    return file[0] ? resolve_path(path, file, cfg->log_file, sizeof cfg->log_file) : 0;
+}
+
+static int load_node_fields(json_t *root, const char *path, node_config *cfg)
+{
+    char rel[NODE_PATH_MAX], genesis_path[NODE_PATH_MAX], key_path[NODE_PATH_MAX];
+    if (copy_str(cfg->name, sizeof cfg->name, root, "name", NULL))
+        return CONFIG_ERR(path, "name missing");
+    if (copy_str(rel, sizeof rel, root, "data_dir", "data") ||
+        resolve_path(path, rel, cfg->data_dir, sizeof cfg->data_dir))
+        return CONFIG_ERR(path, "bad data_dir");
+    if (copy_str(rel, sizeof rel, root, "genesis", "../genesis.json") ||
+        resolve_path(path, rel, genesis_path, sizeof genesis_path))
+        return CONFIG_ERR(path, "bad genesis path");
+    if (copy_str(rel, sizeof rel, root, "node_key", "node_key.json") ||
+        resolve_path(path, rel, key_path, sizeof key_path))
+        return CONFIG_ERR(path, "bad node_key path");
+    if (split_address(json_string_value(json_object_get(root, "peer_listen")), cfg->peer_host,
+                      sizeof cfg->peer_host, &cfg->peer_port))
+        return CONFIG_ERR(path, "peer_listen must be host:port");
+    if (split_address(json_string_value(json_object_get(root, "api_listen")), cfg->api_host,
+                      sizeof cfg->api_host, &cfg->api_port))
+        return CONFIG_ERR(path, "api_listen must be host:port");
+    if (load_limits(root, cfg)) return CONFIG_ERR(path, "a limit or timeout is out of range");
+    if (load_logging(root, cfg, path)) return CONFIG_ERR(path, "bad log_level, log_format or log_file");
+    if (kn_keyfile_read(key_path, &cfg->key)) return CONFIG_ERR(key_path, "cannot read node key");
+    return node_genesis_load(genesis_path, cfg);
+}
+
+int node_config_load(const char *path, node_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->config_path, sizeof cfg->config_path, "%s", path);
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root) {
+        KN_ERROR("config", "cannot read configuration", "file=%s line=%d problem=\"%s\"", path,
+                 jerr.line, jerr.text);
+        return KN_ECONFIG;
+    }
+    int rc = load_node_fields(root, path, cfg);
+    json_decref(root);
+    if (rc) return rc;
+    cfg->self = cons_valset_find(&cfg->valset, cfg->key.pk);
+    if (cfg->self == CONS_NO_VALIDATOR) return CONFIG_ERR(path, "node key is not a validator in the genesis");
+    return 0;
+}

@@ -1,0 +1,623 @@
+/* The consensus driver: carries the core's actions out (persist, sign, send,
+ * schedule, build, commit) and feeds it the peers' proposals and votes.
+ *
+ * Durability before speech: before any proposal or vote of an action list
+ * leaves the node, the core's safety state and the record of the last thing
+ * signed are written in one durable store transaction. The signing guard
+ * refuses to sign anything that goes back in (height, round, step), or that
+ * differs from what was signed at the same point: after a crash the node can
+ * repeat itself but never contradict itself. */
+#include "node/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char last_signed_key[] = "last_signed";
+
+typedef struct cons_timer {
+    uv_timer_t handle;
+    node *n;
+    struct cons_timer *prev, *next; /* in n->timers, so shutdown can close them */
+    uint8_t step;
+    uint64_t height;
+    uint32_t round;
+} cons_timer;
+
+static void run_actions(node *n, cons_actions *acts);
+
+/* ---------------------------------------------------------------- signing guard */
+
+static int signed_cmp(const node__signed *a, const node__signed *b)
+{
+    if (a->height != b->height) return a->height < b->height ? -1 : 1;
+    if (a->round != b->round) return a->round < b->round ? -1 : 1;
+    if (a->step != b->step) return a->step < b->step ? -1 : 1;
+    return 0;
+}
+
+static bool may_sign(const node__signed *last, const node__signed *next)
+{
+    int cmp = signed_cmp(next, last);
+    if (cmp > 0) return true;
+    return cmp == 0 && next->nil == last->nil &&
+           memcmp(next->block_id, last->block_id, KN_HASH_BYTES) == 0;
+}
+
+static void encode_signed(const node__signed *s, kn_buf *b)
+{
+    kn_w_array(b, 4);
+    kn_w_uint(b, s->height);
+    kn_w_uint(b, s->round);
+    kn_w_uint(b, s->step);
+    if (s->nil) kn_w_nil(b);
+    else kn_w_bin(b, s->block_id, KN_HASH_BYTES);
+}
+
+static int decode_signed(const uint8_t *p, size_t len, node__signed *s)
+{
+    kn_cur c = kn_cur_make(p, len);
+    uint32_t n;
+    uint64_t round, step;
+    memset(s, 0, sizeof *s);
+    if (kn_r_array(&c, &n) || n != 4 || kn_r_uint(&c, &s->height) || kn_r_uint(&c, &round) ||
+        kn_r_uint(&c, &step) || round > UINT32_MAX || step > 3)
+        return KN_EDECODE;
+    s->round = (uint32_t)round;
+    s->step = (uint8_t)step;
+    s->nil = kn_r_nil(&c);
+    if (!s->nil && kn_r_bin_fixed(&c, s->block_id, KN_HASH_BYTES)) return KN_EDECODE;
+    return 0;
+}
+
+static node__signed signed_of(const cons_action *a)
+{
+    node__signed s = {0};
+    if (a->kind == CONS_ACT_BROADCAST_PROPOSAL) {
+        s.height = a->u.proposal.height;
+        s.round = a->u.proposal.round;
+        s.step = 1;
+        memcpy(s.block_id, a->u.proposal.block_id, KN_HASH_BYTES);
+    } else {
+        s.height = a->u.vote.height;
+        s.round = a->u.vote.round;
+        s.step = a->u.vote.type == CONS_PREVOTE ? 2 : 3;
+        s.nil = a->u.vote.nil;
+        memcpy(s.block_id, a->u.vote.block_id, KN_HASH_BYTES);
+    }
+    return s;
+}
+
+/* Writes the core's safety state and the signing record, durably. */
+static int persist_safety(node *n, const node__signed *last)
+{
+    cons_safety s;
+    cons_safety_get(n->cons, &s);
+    kn_buf b = {0};
+    encode_signed(last, &b);
+    store_txn *t;
+    int rc = store_begin(n->store, true, &t);
+    if (rc == 0) {
+        rc = ledger_safety_put(t, &s);
+        if (rc == 0)
+            rc = store_put(t, STORE_META, last_signed_key, sizeof last_signed_key - 1, b.data,
+                           b.len);
+        rc = rc ? (store_abort(t), rc) : store_commit(t);
+    }
+    kn_buf_free(&b);
+    return rc;
+}
+
+/* Marks the actions the guard refuses (kind 0) and persists before speech.
+ * Returns false when nothing may be said (the store failed). */
+static bool prepare_speech(node *n, cons_actions *acts)
+{
+    node__signed last = n->last_signed;
+    bool speaks = false;
+    for (uint32_t i = 0; i < acts->n; i++) {
+        cons_action *a = &acts->a[i];
+        if (a->kind != CONS_ACT_BROADCAST_PROPOSAL && a->kind != CONS_ACT_BROADCAST_VOTE)
+            continue;
+        node__signed next = signed_of(a);
+        if (!may_sign(&last, &next)) {
+            KN_ERROR("cons", "refusing to sign a conflicting message",
+                     "height=%llu round=%u step=%u", (unsigned long long)next.height, next.round,
+                     next.step);
+            a->kind = 0;
+            continue;
+        }
+        last = next;
+        speaks = true;
+    }
+    if (!speaks) return true;
+    int rc = persist_safety(n, &last);
+    if (rc) {
+        KN_ERROR("cons", "cannot persist safety state: staying silent", "err=%s",
+                 kn_strerror(rc));
+        return false;
+    }
+    n->last_signed = last;
+    return true;
+}
+
+/* ---------------------------------------------------------------- proposals cache */
+
+static node__proposal *proposal_find(node *n, const uint8_t id[KN_HASH_BYTES])
+{
+    for (int i = 0; i < NODE_PROPOSALS_MAX; i++)
+        if (n->proposals[i].used && memcmp(n->proposals[i].block_id, id, KN_HASH_BYTES) == 0)
+            return &n->proposals[i];
+    return NULL;
+}
+
+static void proposal_keep(node *n, const uint8_t id[KN_HASH_BYTES], const uint8_t *p, size_t len)
+{
+    if (proposal_find(n, id)) return;
+    node__proposal *slot = &n->proposals[0];
+    for (int i = 0; i < NODE_PROPOSALS_MAX; i++)
+        if (!n->proposals[i].used) {
+            slot = &n->proposals[i];
+            break;
+        }
+    /* Full: reuse the first slot. More distinct proposals than this in one
+     * height can only come from a faulty proposer; the core needs the value
+     * again only with a quorum behind it, and catch-up can fetch it then. */
+    kn_buf_reset(&slot->block);
+    kn_buf_append(&slot->block, p, len);
+    memcpy(slot->block_id, id, KN_HASH_BYTES);
+    slot->used = true;
+}
+
+static void proposals_clear(node *n)
+{
+    for (int i = 0; i < NODE_PROPOSALS_MAX; i++) n->proposals[i].used = false;
+    for (int i = 0; i < 3; i++) kn_buf_reset(&n->own_msgs[i]);
+}
+
+/* ---------------------------------------------------------------- actions */
+
+static void timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void timer_close(cons_timer *t)
+{
+    node *n = t->n;
+    if (t->prev) t->prev->next = t->next;
+    else n->timers = t->next;
+    if (t->next) t->next->prev = t->prev;
+    uv_close((uv_handle_t *)&t->handle, timer_closed);
+}
+
+static void timer_fired(uv_timer_t *h)
+{
+    cons_timer *t = h->data;
+    node *n = t->n;
+    cons_actions acts;
+    cons_on_timeout(n->cons, t->step, t->height, t->round, &acts);
+    timer_close(t);
+    if (acts.n && cons_round(n->cons) > 0 && t->step == CONS_STEP_PROPOSE)
+        KN_WARN("cons", "no proposal in time: moving on", "height=%llu round=%u",
+                (unsigned long long)t->height, t->round);
+    run_actions(n, &acts);
+}
+
+static void schedule_timeout(node *n, const cons_action *a)
+{
+    cons_timer *t = calloc(1, sizeof *t);
+    KN_REQUIRE(t != NULL);
+    t->n = n;
+    t->step = a->u.timeout.step;
+    t->height = a->u.timeout.height;
+    t->round = a->u.timeout.round;
+    KN_REQUIRE(uv_timer_init(&n->loop, &t->handle) == 0);
+    t->handle.data = t;
+    t->next = n->timers;
+    if (n->timers) n->timers->prev = t;
+    n->timers = t;
+    KN_REQUIRE(uv_timer_start(&t->handle, timer_fired, a->u.timeout.duration_ms, 0) == 0);
+}
+
+static void speak_proposal(node *n, cons_proposal *p)
+{
+    node__proposal *prop = proposal_find(n, p->block_id);
+    if (!prop) {
+        KN_ERROR("cons", "own proposal block missing", "height=%llu", (unsigned long long)p->height);
+        return;
+    }
+    cons_proposal_sign(p, &n->cfg->key, n->chain_id);
+    kn_buf *msg = &n->own_msgs[0];
+    kn_buf_reset(msg);
+    kn_w_array(msg, 3);
+    kn_w_uint(msg, NODE_MSG_PROPOSAL);
+    cons_proposal_encode(p, msg);
+    kn_w_bin(msg, prop->block.data, prop->block.len);
+    node__broadcast(n, msg);
+    KN_INFO("cons", "proposed block", "height=%llu round=%u", (unsigned long long)p->height,
+            p->round);
+    cons_actions acts;
+    cons_on_proposal(n->cons, p, true, &acts);
+    run_actions(n, &acts);
+}
+
+static void speak_vote(node *n, cons_vote *v)
+{
+    cons_vote_sign(v, &n->cfg->key, n->chain_id);
+    kn_buf *msg = &n->own_msgs[v->type == CONS_PREVOTE ? 1 : 2];
+    kn_buf_reset(msg);
+    kn_w_array(msg, 2);
+    kn_w_uint(msg, NODE_MSG_VOTE);
+    cons_vote_encode(v, msg);
+    node__broadcast(n, msg);
+    cons_actions acts;
+    cons_on_vote(n->cons, v, &acts);
+    run_actions(n, &acts);
+}
+
+static void commit_decided(node *n, const cons_action *a)
+{
+    node__proposal *prop = proposal_find(n, a->u.commit.block_id);
+    cons_cert cert;
+    KN_REQUIRE(prop != NULL); /* the core decides only on a proposal it was given */
+    KN_REQUIRE(cons_commit_cert(n->cons, &cert) == 0);
+    kn_buf cert_bytes = {0}, block = {0};
+    cons_cert_encode(&cert, &cert_bytes);
+    /* Committing clears the proposal cache, so keep the block bytes aside. */
+    kn_buf_append(&block, prop->block.data, prop->block.len);
+    int rc = node__commit_block(n, block.data, block.len, cert_bytes.data, cert_bytes.len, true);
+    if (rc)
+        KN_ERROR("cons", "cannot commit decided block", "height=%llu err=%s",
+                 (unsigned long long)a->u.commit.height, kn_strerror(rc));
+    kn_buf_free(&cert_bytes);
+    kn_buf_free(&block);
+}
+
+static void run_actions(node *n, cons_actions *acts)
+{
+    if (n->stopping || !prepare_speech(n, acts)) return;
+    for (uint32_t i = 0; i < acts->n; i++) {
+        cons_action *a = &acts->a[i];
+        switch (a->kind) {
+        case CONS_ACT_BROADCAST_PROPOSAL: speak_proposal(n, &a->u.proposal); break;
+        case CONS_ACT_BROADCAST_VOTE: speak_vote(n, &a->u.vote); break;
+        case CONS_ACT_SCHEDULE_TIMEOUT: schedule_timeout(n, a); break;
+        case CONS_ACT_NEED_VALUE:
+            n->value_pending = true;
+            n->value_height = a->u.need_value.height;
+            n->value_round = a->u.need_value.round;
+            node__maybe_build(n);
+            break;
+        case CONS_ACT_COMMIT: commit_decided(n, a); break;
+        case CONS_ACT_EVIDENCE:
+            KN_WARN("cons", "equivocation: two conflicting votes from one validator",
+                    "validator=%s height=%llu round=%u",
+                    n->cfg->validators[a->u.evidence.a.validator].name,
+                    (unsigned long long)a->u.evidence.a.height, a->u.evidence.a.round);
+            break;
+        default: break; /* refused by the signing guard */
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- building */
+
+/* Collects mempool transactions for a block at height h. */
+static uint32_t collect_txs(node *n, uint64_t h, ledger_slice *txs, uint8_t (*ids)[KN_HASH_BYTES])
+{
+    uint32_t count = 0;
+    size_t bytes = 0;
+    for (node__mp_entry *e = n->mempool.head; e && count < n->cfg->block_txs_max; e = e->next) {
+        if (e->expiry_height < h) continue;
+        if (bytes + e->len + 64 > LEDGER_BLOCK_BYTES_MAX / 2) break;
+        txs[count].p = e->bytes;
+        txs[count].n = e->len;
+        memcpy(ids[count], e->id, KN_HASH_BYTES);
+        bytes += e->len;
+        count++;
+    }
+    return count;
+}
+
+static void build_value(node *n)
+{
+    uint64_t h = n->value_height;
+    ledger_header hdr = {0};
+    memcpy(hdr.chain_id, n->chain_id, strlen(n->chain_id) + 1);
+    hdr.height = h;
+    hdr.time_ms = kn_now_ms();
+    if (hdr.time_ms <= n->chain.last_time_ms) hdr.time_ms = n->chain.last_time_ms + 1;
+    memcpy(hdr.prev_id, n->chain.last_block_id, KN_HASH_BYTES);
+    memcpy(hdr.state_hash, n->chain.state_hash, KN_HASH_BYTES);
+    hdr.proposer = n->cfg->self;
+
+    uint32_t max = n->cfg->block_txs_max;
+    ledger_slice *txs = malloc(sizeof *txs * max);
+    uint8_t(*ids)[KN_HASH_BYTES] = malloc(KN_HASH_BYTES * (size_t)max);
+    KN_REQUIRE(txs != NULL && ids != NULL);
+    uint32_t count = collect_txs(n, h, txs, ids);
+
+    store_txn *t = NULL;
+    ledger_slice cert = {NULL, 0};
+    if (h > 1 && (store_begin(n->store, false, &t) || ledger_cert_get(t, h - 1, &cert.p, &cert.n))) {
+        KN_ERROR("cons", "cannot read the previous certificate", "height=%llu",
+                 (unsigned long long)h - 1);
+        if (t) store_abort(t);
+        free(txs);
+        free(ids);
+        return;
+    }
+    kn_buf block = {0};
+    uint8_t block_id[KN_HASH_BYTES];
+    ledger_block_build(&hdr, txs, (const uint8_t(*)[KN_HASH_BYTES])ids, count, &cert, &block,
+                       block_id);
+    if (t) store_abort(t);
+    free(txs);
+    free(ids);
+    proposal_keep(n, block_id, block.data, block.len);
+    kn_buf_free(&block);
+
+    n->value_pending = false;
+    cons_actions acts;
+    cons_on_value(n->cons, h, n->value_round, block_id, &acts);
+    run_actions(n, &acts);
+}
+
+void node__maybe_build(node *n)
+{
+    if (!n->value_pending || n->stopping) return;
+    if (n->value_height != cons_height(n->cons)) {
+        n->value_pending = false;
+        return;
+    }
+    /* Propose at once when transactions wait or in a later round (time was lost
+     * already); otherwise an empty block keeps the heartbeat. */
+    bool due = n->mempool.count > 0 || n->value_round > 0 ||
+               kn_mono_ms() - n->last_commit_mono_ms >= n->cfg->heartbeat_ms;
+    if (due) build_value(n);
+}
+
+/* ---------------------------------------------------------------- receiving */
+
+static int check_txs(node *n, const ledger_block_view *v, uint8_t (*ids)[KN_HASH_BYTES])
+{
+    static ledger_tx tx; /* loop thread only */
+    for (uint32_t i = 0; i < v->hdr.n_txs; i++) {
+        int rc = ledger_tx_decode(v->txs[i].p, v->txs[i].n, &tx);
+        if (rc) return KN_EBADBLOCK;
+        memcpy(ids[i], tx.id, KN_HASH_BYTES);
+        /* The mempool holds only transactions whose signatures were checked. */
+        if (node__mempool_find(&n->mempool, tx.id)) continue;
+        if (ledger_tx_verify(&tx, n->chain_id)) return KN_EBADBLOCK;
+    }
+    return 0;
+}
+
+int node__check_block(node *n, const uint8_t *block, size_t len,
+                      const uint8_t expected_id[KN_HASH_BYTES], uint8_t (**ids_out)[KN_HASH_BYTES])
+{
+    ledger_block_view v;
+    int rc = ledger_block_decode(block, len, &v);
+    if (rc) return rc;
+    uint8_t(*ids)[KN_HASH_BYTES] = malloc(KN_HASH_BYTES * (size_t)(v.hdr.n_txs + 1));
+    KN_REQUIRE(ids != NULL);
+    if (memcmp(v.block_id, expected_id, KN_HASH_BYTES) != 0) rc = KN_EBADBLOCK;
+    else if (v.hdr.time_ms > kn_now_ms() + n->cfg->drift_ms) rc = KN_EBADBLOCK;
+    if (!rc) rc = check_txs(n, &v, ids);
+    if (!rc)
+        rc = ledger_block_check(&v, &n->chain, &n->cfg->valset, n->chain_id,
+                                (const uint8_t(*)[KN_HASH_BYTES])ids);
+    ledger_block_view_free(&v);
+    if (rc) {
+        free(ids);
+        return rc;
+    }
+    *ids_out = ids;
+    return 0;
+}
+
+/* Keeps a message for the next height, to be replayed when it starts: peers
+ * that committed a moment before us are already voting in it. */
+static void keep_future(node *n, uint8_t type, uint32_t peer, kn_cur whole)
+{
+    if (n->n_future >= NODE_FUTURE_MAX) return;
+    kn_buf *b = &n->future[n->n_future++];
+    kn_buf_reset(b);
+    uint8_t head[2] = {type, (uint8_t)peer};
+    kn_buf_append(b, head, sizeof head);
+    kn_buf_append(b, whole.p, whole.left);
+}
+
+void node__on_proposal_msg(node *n, uint32_t peer, kn_cur *c)
+{
+    kn_cur whole = *c;
+    cons_proposal p;
+    const uint8_t *block;
+    size_t len;
+    if (cons_proposal_decode(c, &p) || kn_r_bin(c, &block, &len)) return;
+    uint64_t h = cons_height(n->cons);
+    if (p.height == h + 1) keep_future(n, NODE_MSG_PROPOSAL, peer, whole);
+    if (p.height != h) return;
+    if (cons_proposal_verify(&p, &n->cfg->valset, n->chain_id)) {
+        KN_WARN("cons", "proposal with a bad signature", "peer=%s", n->cfg->validators[peer].name);
+        return;
+    }
+    uint8_t(*ids)[KN_HASH_BYTES] = NULL;
+    int rc = node__check_block(n, block, len, p.block_id, &ids);
+    free(ids);
+    if (rc)
+        KN_WARN("cons", "invalid proposed block", "peer=%s height=%llu round=%u err=%s",
+                n->cfg->validators[peer].name, (unsigned long long)p.height, p.round,
+                kn_strerror(rc));
+    else
+        proposal_keep(n, p.block_id, block, len);
+    cons_actions acts;
+    cons_on_proposal(n->cons, &p, rc == 0, &acts);
+    run_actions(n, &acts);
+}
+
+void node__on_vote_msg(node *n, uint32_t peer, kn_cur *c)
+{
+    kn_cur whole = *c;
+    cons_vote v;
+    if (cons_vote_decode(c, &v)) return;
+    uint64_t h = cons_height(n->cons);
+    if (v.height == h + 1) keep_future(n, NODE_MSG_VOTE, peer, whole);
+    if (v.height != h) return;
+    if (cons_vote_verify(&v, &n->cfg->valset, n->chain_id)) {
+        KN_WARN("cons", "vote with a bad signature", "peer=%s", n->cfg->validators[peer].name);
+        return;
+    }
+    cons_actions acts;
+    cons_on_vote(n->cons, &v, &acts);
+    run_actions(n, &acts);
+}
+
+static void replay_future(node *n)
+{
+    uint32_t count = n->n_future;
+    n->n_future = 0;
+    for (uint32_t i = 0; i < count && !n->stopping; i++) {
+        kn_buf msg = n->future[i];
+        n->future[i] = (kn_buf){0};
+        kn_cur c = kn_cur_make(msg.data + 2, msg.len - 2);
+        if (msg.data[0] == NODE_MSG_VOTE) node__on_vote_msg(n, msg.data[1], &c);
+        else node__on_proposal_msg(n, msg.data[1], &c);
+        kn_buf_free(&msg);
+    }
+}
+
+/* ---------------------------------------------------------------- commit */
+
+static int decode_block_txs(const ledger_block_view *v, ledger_tx **txs_out,
+                            uint8_t (**ids_out)[KN_HASH_BYTES])
+{
+    ledger_tx *txs = malloc(sizeof *txs * (v->hdr.n_txs + 1));
+    uint8_t(*ids)[KN_HASH_BYTES] = malloc(KN_HASH_BYTES * (size_t)(v->hdr.n_txs + 1));
+    KN_REQUIRE(txs != NULL && ids != NULL);
+    for (uint32_t i = 0; i < v->hdr.n_txs; i++) {
+        if (ledger_tx_decode(v->txs[i].p, v->txs[i].n, &txs[i])) {
+            free(txs);
+            free(ids);
+            return KN_EBADBLOCK;
+        }
+        memcpy(ids[i], txs[i].id, KN_HASH_BYTES);
+    }
+    *txs_out = txs;
+    *ids_out = ids;
+    return 0;
+}
+
+static int execute(node *n, const ledger_block_view *v, const uint8_t *block, size_t block_len,
+                   const ledger_tx *txs, const uint8_t *cert, size_t cert_len)
+{
+    store_txn *t;
+    int rc = store_begin(n->store, true, &t);
+    if (rc) return rc;
+    rc = ledger_block_execute(t, v, block, block_len, txs, cert, cert_len);
+    if (rc) {
+        store_abort(t);
+        return rc;
+    }
+    if (n->check_invariants) ledger_check_invariants(t);
+    rc = store_commit(t);
+    if (rc) return rc;
+    if (!store_begin(n->store, false, &t)) {
+        rc = ledger_chain_get(t, &n->chain);
+        store_abort(t);
+    }
+    return rc;
+}
+
+int node__commit_block(node *n, const uint8_t *block, size_t block_len, const uint8_t *cert,
+                       size_t cert_len, bool restart)
+{
+    ledger_block_view v;
+    int rc = ledger_block_decode(block, block_len, &v);
+    if (rc) return rc;
+    ledger_tx *txs = NULL;
+    uint8_t(*ids)[KN_HASH_BYTES] = NULL;
+    rc = decode_block_txs(&v, &txs, &ids);
+    if (!rc) rc = execute(n, &v, block, block_len, txs, cert, cert_len);
+    if (!rc) {
+        KN_REQUIRE(n->chain.height == v.hdr.height);
+        n->committed_txs += v.hdr.n_txs;
+        n->last_commit_mono_ms = kn_mono_ms();
+        KN_INFO("cons", "block committed", "height=%llu txs=%u",
+                (unsigned long long)v.hdr.height, v.hdr.n_txs);
+        node__mempool_after_commit(n, &v, (const uint8_t(*)[KN_HASH_BYTES])ids);
+    }
+    ledger_block_view_free(&v);
+    free(txs);
+    free(ids);
+    if (!rc && restart) node__restart_consensus(n);
+    return rc;
+}
+
+void node__restart_consensus(node *n)
+{
+    proposals_clear(n);
+    n->value_pending = false;
+    cons_actions acts;
+    cons_start_height(n->cons, n->chain.height + 1, &acts);
+    node__send_status(n, CONS_NO_VALIDATOR);
+    run_actions(n, &acts);
+    replay_future(n);
+}
+
+/* ---------------------------------------------------------------- start, tick */
+
+static void load_restart_state(node *n, store_txn *t)
+{
+    cons_safety s;
+    if (ledger_safety_get(t, &s) == 0 && s.height == n->chain.height + 1) {
+        cons_restore(n->cons, &s);
+        KN_INFO("cons", "resuming from safety state", "height=%llu round=%u step=%s",
+                (unsigned long long)s.height, s.round, cons_step_name(s.step));
+    }
+    const uint8_t *p;
+    size_t len;
+    if (store_get(t, STORE_META, last_signed_key, sizeof last_signed_key - 1, &p, &len) == 0)
+        KN_REQUIRE(decode_signed(p, len, &n->last_signed) == 0);
+}
+
+int node__driver_start(node *n)
+{
+    n->cons = cons_new(&n->cfg->valset, n->cfg->self, &n->cfg->timeouts);
+    if (!n->cons) return KN_ECONFIG;
+    store_txn *t;
+    int rc = store_begin(n->store, false, &t);
+    if (rc) return rc;
+    rc = ledger_chain_get(t, &n->chain);
+    if (!rc) load_restart_state(n, t);
+    store_abort(t);
+    if (rc) return rc;
+    n->last_commit_mono_ms = kn_mono_ms();
+    node__restart_consensus(n);
+    return 0;
+}
+
+void node__driver_tick(node *n, uint64_t now_mono_ms)
+{
+    node__maybe_build(n);
+    /* Messages lost on a dropped link are not retransmitted by it: while the
+     * height stalls, repeat what we said in it. */
+    if (now_mono_ms - n->last_commit_mono_ms < 2u * n->cfg->heartbeat_ms) return;
+    if (now_mono_ms - n->last_repeat_ms < n->cfg->heartbeat_ms) return;
+    n->last_repeat_ms = now_mono_ms;
+    for (int i = 0; i < 3; i++)
+        if (n->own_msgs[i].len) node__broadcast(n, &n->own_msgs[i]);
+}
+
+void node__driver_close_timers(node *n)
+{
+    while (n->timers) timer_close(n->timers);
+}
+
+void node__driver_stop(node *n)
+{
+    for (int i = 0; i < NODE_PROPOSALS_MAX; i++) kn_buf_free(&n->proposals[i].block);
+    for (int i = 0; i < 3; i++) kn_buf_free(&n->own_msgs[i]);
+    for (uint32_t i = 0; i < NODE_FUTURE_MAX; i++) kn_buf_free(&n->future[i]);
+    cons_free(n->cons);
+    n->cons = NULL;
+}

@@ -1,0 +1,218 @@
+/*
+ * node internals shared by the files of node/ (never included outside it).
+ *
+ * Files: node.c (the loop, peers, ticks, shutdown), driver.c (consensus
+ * actions, proposals, commits, safety state), catchup.c (fetching missed
+ * blocks), mempool.c (bounded pending transactions), submit.c (decoding,
+ * off-loop signature verification, admission, clients waiting for commit),
+ * api.c (HTTP handlers), config.c.
+ */
+#ifndef KOINON_NODE_INTERNAL_H
+#define KOINON_NODE_INTERNAL_H
+
+#include <uv.h>
+
+#include "net/net.h"
+#include "node/node.h"
+
+#define NODE_VERSION "0.1.0"
+
+/* Peer messages: msgpack arrays whose first element is the type. */
+enum node_msg {
+    NODE_MSG_STATUS = 1,     /* [1, height, round, step] */
+    NODE_MSG_PROPOSAL = 2,   /* [2, proposal, block bin] */
+    NODE_MSG_VOTE = 3,       /* [3, vote] */
+    NODE_MSG_TXS = 4,        /* [4, [tx bin...]] */
+    NODE_MSG_GET_BLOCKS = 5, /* [5, from_height, count] */
+    NODE_MSG_BLOCKS = 6,     /* [6, [[block bin, cert bin]...]] */
+};
+
+#define NODE_TICK_MS 100
+#define NODE_PEER_SILENT_MS 3000     /* a peer quiet this long shows as offline */
+#define NODE_CATCHUP_BLOCKS_MAX 32   /* blocks asked for in one request */
+#define NODE_CATCHUP_BYTES_MAX (8u << 20)
+#define NODE_CATCHUP_RETRY_MS 2000
+#define NODE_PROPOSALS_MAX 8         /* blocks kept for the current height */
+#define NODE_VERIFY_BATCH_MAX 512    /* transactions per verification job */
+#define NODE_VERIFY_JOBS_MAX 2       /* jobs in flight: one per core */
+#define NODE_VERIFY_QUEUE_MAX 20000  /* decoded, waiting for a job */
+#define NODE_GOSSIP_BATCH_MAX 1024   /* transactions per TXS message */
+#define NODE_FUTURE_MAX 256          /* early messages kept for the next height */
+
+/* ---------------------------------------------------------------- mempool */
+
+typedef struct node__client node__client;
+
+typedef struct node__mp_entry {
+    uint8_t id[KN_HASH_BYTES];
+    uint8_t *bytes;
+    uint32_t len;
+    uint64_t expiry_height;
+    struct node__mp_entry *prev, *next; /* arrival order */
+    struct node__mp_entry *bucket_next;
+    node__client *clients; /* waiting for its commit */
+} node__mp_entry;
+
+typedef struct node__mempool {
+    node__mp_entry *head, *tail;
+    node__mp_entry **buckets;
+    uint32_t n_buckets; /* a power of two */
+    uint32_t count, max;
+    uint64_t bytes;
+} node__mempool;
+
+void node__mempool_init(node__mempool *mp, uint32_t max);
+void node__mempool_free(node__mempool *mp);
+node__mp_entry *node__mempool_find(const node__mempool *mp, const uint8_t id[KN_HASH_BYTES]);
+/* Copies bytes. NULL when full. The id must not be present. */
+node__mp_entry *node__mempool_add(node__mempool *mp, const uint8_t id[KN_HASH_BYTES],
+                                  const uint8_t *bytes, uint32_t len, uint64_t expiry_height);
+/* Unlinks and frees; the entry's clients must have been answered. */
+void node__mempool_remove(node__mempool *mp, node__mp_entry *e);
+
+/* ---------------------------------------------------------------- clients */
+
+/* A POST /v1/txs whose answer is not known yet: while its signatures are
+ * checked, and (with ?wait=commit) until its transaction commits. */
+struct node__client {
+    struct node *n;
+    net_http_req *req; /* NULL once the client went away */
+    bool wait_commit;
+    bool in_job; /* referenced by a verification job */
+    uint64_t deadline_ms;
+    node__mp_entry *entry;
+    node__client *entry_next;            /* in entry->clients */
+    node__client *wait_prev, *wait_next; /* in n->waiting, by deadline */
+};
+
+/* ---------------------------------------------------------------- node */
+
+typedef struct node__proposal {
+    bool used;
+    uint8_t block_id[KN_HASH_BYTES];
+    kn_buf block;
+} node__proposal;
+
+/* The last thing this node signed: it never signs anything earlier, nor
+ * anything different for the same (height, round, step). */
+typedef struct node__signed {
+    uint64_t height;
+    uint32_t round;
+    uint8_t step; /* 1 proposal, 2 prevote, 3 precommit */
+    bool nil;
+    uint8_t block_id[KN_HASH_BYTES];
+} node__signed;
+
+typedef struct node__peer_state {
+    uint64_t height; /* last committed height it announced */
+    uint64_t last_seen_ms;
+    bool up;
+} node__peer_state;
+
+typedef struct node {
+    node_config *cfg;
+    const char *chain_id;
+    uv_loop_t loop;
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm;
+    store_env *store;
+    net_peers *peers;
+    net_http_server *http;
+    cons_state *cons;
+    node__mempool mempool;
+
+    ledger_chain chain; /* cache of the committed tip */
+    uint64_t started_ms;
+    uint64_t last_commit_mono_ms;
+    bool stopping;
+    bool handles_ready; /* tick and signal handles were initialised */
+
+    /* Consensus driver. */
+    bool value_pending; /* NEED_VALUE waits for transactions or the heartbeat */
+    uint64_t value_height;
+    uint32_t value_round;
+    node__proposal proposals[NODE_PROPOSALS_MAX];
+    node__signed last_signed;
+    kn_buf own_msgs[3]; /* our latest proposal, prevote, precommit at this height */
+    kn_buf future[NODE_FUTURE_MAX]; /* messages for the next height, replayed */
+    uint32_t n_future;
+    uint64_t last_repeat_ms;
+    uint64_t last_status_ms;
+    struct cons_timer *timers;
+    bool check_invariants; /* full ledger scan after every block */
+
+    /* Catch-up. */
+    node__peer_state peer[CONS_VALIDATORS_MAX];
+    uint64_t catchup_asked_ms;
+    uint64_t catchup_until;
+
+    /* Submissions. */
+    struct node__verify_queue *vq;
+    uint32_t jobs_in_flight;
+    node__client *wait_head, *wait_tail;
+    uint64_t committed_txs, rejected_txs;
+} node;
+
+/* driver.c */
+KN_MUST int node__driver_start(node *n);
+void node__driver_stop(node *n);
+void node__on_proposal_msg(node *n, uint32_t peer, kn_cur *c);
+void node__on_vote_msg(node *n, uint32_t peer, kn_cur *c);
+/* Called when transactions arrive, so a proposer waiting for them can build. */
+void node__maybe_build(node *n);
+/* Executes a decided block with its certificate; with restart, consensus then
+ * starts the next height (catch-up restarts once after a batch). */
+KN_MUST int node__commit_block(node *n, const uint8_t *block, size_t block_len,
+                               const uint8_t *cert, size_t cert_len, bool restart);
+void node__restart_consensus(node *n);
+/* Checks a block received from a peer against the committed tip: structure,
+ * header, last certificate, transaction signatures (those not already verified
+ * in the mempool). Fills ids (n_txs entries, caller frees) on success. */
+KN_MUST int node__check_block(node *n, const uint8_t *block, size_t len,
+                              const uint8_t expected_id[KN_HASH_BYTES],
+                              uint8_t (**ids)[KN_HASH_BYTES]);
+void node__driver_tick(node *n, uint64_t now_mono_ms);
+/* Closes the consensus timeouts still pending (at shutdown). */
+void node__driver_close_timers(node *n);
+
+/* catchup.c */
+void node__on_status_msg(node *n, uint32_t peer, kn_cur *c);
+void node__on_get_blocks_msg(node *n, uint32_t peer, kn_cur *c);
+void node__on_blocks_msg(node *n, uint32_t peer, kn_cur *c);
+void node__catchup_tick(node *n);
+void node__send_status(node *n, uint32_t peer_or_all);
+
+/* submit.c */
+void node__submit_init(node *n);
+void node__submit_free(node *n);
+/* A client's transaction bytes (the request is answered now or later). */
+void node__submit_client(node *n, net_http_req *req, const uint8_t *tx, size_t len,
+                         bool wait_commit);
+void node__on_txs_msg(node *n, uint32_t peer, kn_cur *c);
+/* After a block commits: answer the waiting clients of its transactions and
+ * drop them (and expired ones) from the mempool. */
+void node__mempool_after_commit(node *n, const ledger_block_view *v,
+                                const uint8_t (*ids)[KN_HASH_BYTES]);
+void node__clients_tick(node *n, uint64_t now_ms);
+
+/* api.c */
+void node__api_handle(void *ctx, net_http_req *req);
+/* {"error":{"code":...,"message":...}} with status; message NULL uses the
+ * error's own message. */
+void node__api_error(net_http_req *req, int status, int err, const char *message);
+void node__api_error_headers(net_http_req *req, int status, int err, const char *message,
+                             const char *const *headers);
+/* 202 {"id":...,"status":"pending"} */
+void node__api_pending(net_http_req *req, const uint8_t id[KN_HASH_BYTES]);
+/* 200 {"id","status":"committed","height","index","result":{...}} */
+void node__api_committed(net_http_req *req, const uint8_t id[KN_HASH_BYTES],
+                         const ledger_tx_record *rec);
+
+/* node.c */
+bool node__peer_online(const node *n, uint32_t v);
+/* Best effort: a peer that is down or saturated misses the message (consensus
+ * repeats itself, catch-up asks again); the error is returned for callers that care. */
+int node__send(node *n, uint32_t peer, const kn_buf *msg);
+void node__broadcast(node *n, const kn_buf *msg);
+
+#endif

@@ -1,0 +1,373 @@
+/* Submissions: transactions from clients and from peers are decoded on the loop
+ * (cheap, and it yields the id for de-duplication), their signatures are checked
+ * in libuv's thread pool in batches, then they are checked against the
+ * committed state and admitted to the mempool. Clients that asked to wait for
+ * the commit stay attached to their mempool entry until it commits, expires,
+ * or their deadline passes. */
+#include "node/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct verify_item {
+    ledger_tx tx;
+    uint8_t *bytes;
+    uint32_t len;
+    node__client *client; /* NULL for a transaction gossiped by a peer */
+    int rc;
+} verify_item;
+
+typedef struct verify_job {
+    uv_work_t work;
+    node *n;
+    uint32_t count;
+    verify_item items[NODE_VERIFY_BATCH_MAX];
+    struct verify_job *next;
+} verify_job;
+
+typedef struct node__verify_queue {
+    verify_job *head, *tail; /* jobs waiting for a worker; the tail is filling */
+    uint32_t items;
+} node__verify_queue;
+
+void node__submit_init(node *n)
+{
+    n->vq = calloc(1, sizeof *n->vq);
+    KN_REQUIRE(n->vq != NULL);
+}
+
+/* ---------------------------------------------------------------- clients */
+
+static void wait_unlink(node *n, node__client *cl)
+{
+    if (cl->wait_prev) cl->wait_prev->wait_next = cl->wait_next;
+    else if (n->wait_head == cl) n->wait_head = cl->wait_next;
+    if (cl->wait_next) cl->wait_next->wait_prev = cl->wait_prev;
+    else if (n->wait_tail == cl) n->wait_tail = cl->wait_prev;
+    cl->wait_prev = cl->wait_next = NULL;
+}
+
+static void entry_unlink(node__client *cl)
+{
+    if (!cl->entry) return;
+    node__client **link = &cl->entry->clients;
+    while (*link && *link != cl) link = &(*link)->entry_next;
+    if (*link) *link = cl->entry_next;
+    cl->entry = NULL;
+    cl->entry_next = NULL;
+}
+
+/* The client is done with: answered or gone, and no job holds it. */
+static void client_free(node__client *cl)
+{
+    entry_unlink(cl);
+    wait_unlink(cl->n, cl);
+    free(cl);
+}
+
+static void client_gone(void *arg)
+{
+    node__client *cl = arg;
+    cl->req = NULL;
+    if (!cl->in_job) client_free(cl);
+}
+
+static void client_attach(node *n, node__client *cl, node__mp_entry *e)
+{
+    cl->entry = e;
+    cl->entry_next = e->clients;
+    e->clients = cl;
+    cl->deadline_ms = kn_mono_ms() + n->cfg->wait_commit_ms;
+    cl->wait_prev = n->wait_tail;
+    if (n->wait_tail) n->wait_tail->wait_next = cl;
+    else n->wait_head = cl;
+    n->wait_tail = cl;
+}
+
+static void client_error(node__client *cl, int status, int err)
+{
+    if (cl->req) node__api_error(cl->req, status, err, NULL);
+    client_free(cl);
+}
+
+/* Answers a client whose transaction is now known to be pending. */
+static void client_pending(node *n, node__client *cl, node__mp_entry *e)
+{
+    if (!cl->req) {
+        client_free(cl);
+        return;
+    }
+    if (cl->wait_commit) {
+        client_attach(n, cl, e);
+        return;
+    }
+    node__api_pending(cl->req, e->id);
+    client_free(cl);
+}
+
+void node__clients_tick(node *n, uint64_t now_ms)
+{
+    while (n->wait_head && n->wait_head->deadline_ms <= now_ms) {
+        node__client *cl = n->wait_head;
+        if (cl->req)
+            node__api_error(cl->req, 504, KN_ETIMEOUT,
+                            "not committed in time; the transaction is still pending");
+        client_free(cl);
+    }
+}
+
+/* ---------------------------------------------------------------- verification */
+
+static void verify_work(uv_work_t *w)
+{
+    verify_job *job = w->data;
+    const char *chain_id = job->n->chain_id;
+    for (uint32_t i = 0; i < job->count; i++)
+        job->items[i].rc = ledger_tx_verify(&job->items[i].tx, chain_id);
+}
+
+static void verify_done(uv_work_t *w, int status);
+
+static void dispatch_jobs(node *n)
+{
+    node__verify_queue *q = n->vq;
+    while (q->head && n->jobs_in_flight < NODE_VERIFY_JOBS_MAX) {
+        verify_job *job = q->head;
+        q->head = job->next;
+        if (!q->head) q->tail = NULL;
+        q->items -= job->count;
+        job->work.data = job;
+        n->jobs_in_flight++;
+        KN_REQUIRE(uv_queue_work(&n->loop, &job->work, verify_work, verify_done) == 0);
+    }
+}
+
+/* Queues a decoded transaction for verification; false when the queue is full. */
+static bool enqueue(node *n, const ledger_tx *tx, const uint8_t *bytes, size_t len,
+                    node__client *cl)
+{
+    node__verify_queue *q = n->vq;
+    if (q->items >= NODE_VERIFY_QUEUE_MAX) return false;
+    if (!q->tail || q->tail->count == NODE_VERIFY_BATCH_MAX) {
+        verify_job *job = calloc(1, sizeof *job);
+        KN_REQUIRE(job != NULL);
+        job->n = n;
+        if (q->tail) q->tail->next = job;
+        else q->head = job;
+        q->tail = job;
+    }
+    verify_item *it = &q->tail->items[q->tail->count++];
+    it->tx = *tx;
+    it->bytes = malloc(len);
+    KN_REQUIRE(it->bytes != NULL);
+    memcpy(it->bytes, bytes, len);
+    it->len = (uint32_t)len;
+    it->client = cl;
+    if (cl) cl->in_job = true;
+    q->items++;
+    return true;
+}
+
+/* Runs a verified transaction through the ledger rules against the committed
+ * state (in a scratch transaction that is never committed) and admits it. */
+static int admit(node *n, store_txn *scratch, verify_item *it, node__mp_entry **out)
+{
+    *out = node__mempool_find(&n->mempool, it->tx.id);
+    if (*out) return 0;
+    int rc = scratch ? ledger_tx_apply(scratch, &it->tx, n->chain.height + 1) : KN_ESTORE;
+    if (rc) return rc;
+    *out = node__mempool_add(&n->mempool, it->tx.id, it->bytes, it->len, it->tx.expiry_height);
+    return *out ? 0 : KN_EFULL;
+}
+
+static int status_for(int err)
+{
+    switch (err) {
+    case KN_EFULL:
+    case KN_ESTORE: return 503;
+    case KN_EOVERDRAFT:
+    case KN_ENOCURRENCY:
+    case KN_ENOACCOUNT:
+    case KN_ESUPPLY:
+    case KN_EOVERFLOW:
+    case KN_EEXPIRED:
+    case KN_EWRONGSIGNER: return 422;
+    default: return 400;
+    }
+}
+
+static void answer(node *n, verify_item *it, int rc, node__mp_entry *e)
+{
+    node__client *cl = it->client;
+    cl->in_job = false;
+    if (rc == KN_EFULL || rc == KN_ESTORE) {
+        static const char *const retry[] = {"retry-after", "1", NULL};
+        if (cl->req) node__api_error_headers(cl->req, 503, rc, NULL, retry);
+        client_free(cl);
+    } else if (rc) {
+        client_error(cl, status_for(rc), rc);
+    } else {
+        client_pending(n, cl, e);
+    }
+}
+
+static void verify_done(uv_work_t *w, int status)
+{
+    verify_job *job = w->data;
+    node *n = job->n;
+    n->jobs_in_flight--;
+    store_txn *scratch = NULL;
+    if (store_begin(n->store, true, &scratch)) scratch = NULL;
+    kn_buf gossip = {0};
+    uint32_t n_gossip = 0;
+    kn_buf_reserve(&gossip, 16);
+    for (uint32_t i = 0; i < job->count; i++) {
+        verify_item *it = &job->items[i];
+        node__mp_entry *e = NULL;
+        int rc = it->rc ? it->rc : admit(n, scratch, it, &e);
+        if (rc == 0 && it->client) n_gossip++;
+        if (it->client) answer(n, it, rc, e);
+        if (rc && !it->client) n->rejected_txs++;
+    }
+    if (scratch) store_abort(scratch);
+    if (n_gossip) {
+        kn_w_array(&gossip, 2);
+        kn_w_uint(&gossip, NODE_MSG_TXS);
+        kn_w_array(&gossip, n_gossip);
+        for (uint32_t i = 0; i < job->count; i++) {
+            verify_item *it = &job->items[i];
+            if (it->client && it->rc == 0 && node__mempool_find(&n->mempool, it->tx.id))
+                kn_w_bin(&gossip, it->bytes, it->len);
+        }
+        node__broadcast(n, &gossip);
+    }
+    kn_buf_free(&gossip);
+    for (uint32_t i = 0; i < job->count; i++) free(job->items[i].bytes);
+    free(job);
+    dispatch_jobs(n);
+    node__maybe_build(n);
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+/* Known already? Answers the client from the mempool or the committed record. */
+static bool answer_known(node *n, node__client *cl, const uint8_t id[KN_HASH_BYTES])
+{
+    node__mp_entry *e = node__mempool_find(&n->mempool, id);
+    if (e) {
+        client_pending(n, cl, e);
+        return true;
+    }
+    store_txn *t;
+    if (store_begin(n->store, false, &t)) return false;
+    ledger_tx_record rec;
+    bool known = ledger_tx_record_get(t, id, &rec) == 0;
+    store_abort(t);
+    if (known) {
+        node__api_committed(cl->req, id, &rec);
+        client_free(cl);
+    }
+    return known;
+}
+
+void node__submit_client(node *n, net_http_req *req, const uint8_t *bytes, size_t len,
+                         bool wait_commit)
+{
+    static ledger_tx tx; /* loop thread only; too large for the stack of a callback */
+    int rc = ledger_tx_decode(bytes, len, &tx);
+    if (rc) {
+        node__api_error(req, 400, rc, NULL);
+        return;
+    }
+    if (strcmp(tx.chain_id, n->chain_id) != 0) {
+        node__api_error(req, 400, KN_EWRONGCHAIN, NULL);
+        return;
+    }
+    node__client *cl = calloc(1, sizeof *cl);
+    KN_REQUIRE(cl != NULL);
+    cl->n = n;
+    cl->req = req;
+    cl->wait_commit = wait_commit;
+    net_http_defer(req, client_gone, cl);
+    if (answer_known(n, cl, tx.id)) return;
+    if (n->mempool.count >= n->mempool.max || !enqueue(n, &tx, bytes, len, cl)) {
+        static const char *const retry[] = {"retry-after", "1", NULL};
+        node__api_error_headers(req, 503, KN_EFULL, NULL, retry);
+        client_free(cl);
+        return;
+    }
+    dispatch_jobs(n);
+}
+
+void node__on_txs_msg(node *n, uint32_t peer, kn_cur *c)
+{
+    static ledger_tx tx;
+    uint32_t count;
+    if (kn_r_array(c, &count) || count > NODE_GOSSIP_BATCH_MAX) return;
+    store_txn *t;
+    if (store_begin(n->store, false, &t)) return;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *p;
+        size_t len;
+        ledger_tx_record rec;
+        if (kn_r_bin(c, &p, &len) || ledger_tx_decode(p, len, &tx)) break;
+        if (node__mempool_find(&n->mempool, tx.id) || ledger_tx_record_get(t, tx.id, &rec) == 0)
+            continue;
+        if (!enqueue(n, &tx, p, len, NULL)) break;
+    }
+    store_abort(t);
+    dispatch_jobs(n);
+}
+
+/* ---------------------------------------------------------------- after a commit */
+
+static void answer_entry(node *n, store_txn *t, node__mp_entry *e)
+{
+    ledger_tx_record rec;
+    bool committed = t && ledger_tx_record_get(t, e->id, &rec) == 0;
+    while (e->clients) {
+        node__client *cl = e->clients;
+        if (cl->req) {
+            if (committed) node__api_committed(cl->req, e->id, &rec);
+            else node__api_error(cl->req, 422, KN_EEXPIRED, NULL);
+        }
+        client_free(cl);
+    }
+    node__mempool_remove(&n->mempool, e);
+}
+
+void node__mempool_after_commit(node *n, const ledger_block_view *v,
+                                const uint8_t (*ids)[KN_HASH_BYTES])
+{
+    store_txn *t = NULL;
+    if (store_begin(n->store, false, &t)) t = NULL;
+    for (uint32_t i = 0; i < v->hdr.n_txs; i++) {
+        node__mp_entry *e = node__mempool_find(&n->mempool, ids[i]);
+        if (e) answer_entry(n, t, e);
+    }
+    /* A transaction whose expiry height has passed can never commit now. */
+    for (node__mp_entry *e = n->mempool.head, *next; e; e = next) {
+        next = e->next;
+        if (e->expiry_height <= n->chain.height) answer_entry(n, NULL, e);
+    }
+    if (t) store_abort(t);
+}
+
+void node__submit_free(node *n)
+{
+    /* Jobs in flight are finished by the loop before it closes; queued ones are
+     * dropped with their clients (who are gone with the server). */
+    node__verify_queue *q = n->vq;
+    while (q && q->head) {
+        verify_job *job = q->head;
+        q->head = job->next;
+        for (uint32_t i = 0; i < job->count; i++) {
+            free(job->items[i].bytes);
+            if (job->items[i].client) free(job->items[i].client);
+        }
+        free(job);
+    }
+    while (n->wait_head) client_free(n->wait_head);
+    free(q);
+    n->vq = NULL;
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Four real koinond processes on loopback agree on one ledger.
+#
+# 1. Issue money in every city's currency to ten holders.
+# 2. Submit 1,000 transfers round-robin through all four nodes.
+# 3. Check that all four report the same block at the same height, the same
+#    balances, and that every currency's holders add up to its supply.
+# 4. SIGKILL one validator: the other three keep committing. Restart it: it
+#    catches up to the same state.
+#
+# Usage: test_consortium.sh BIN_DIR
+set -euo pipefail
+
+BIN=$(cd "$1" && pwd)
+KOINON="$BIN/koinon"
+KOINOND="$BIN/koinond"
+WORK=$(mktemp -d /tmp/koinon-consortium.XXXXXX)
+BASE_PORT=$((42000 + ($$ % 90) * 200))
+HOLDERS=10
+TRANSFERS=${KOINON_TEST_TRANSFERS:-1000}
+PIDS=()
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
+fail() {
+  log "FAIL: $*"
+  for i in 0 1 2 3; do
+    [ -f "$WORK/node$i.log" ] && { echo "--- tail of node$i.log"; tail -n 30 "$WORK/node$i.log"; }
+  done
+  exit 1
+}
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+api() { echo "http://127.0.0.1:$((BASE_PORT + $1))"; }
+
+# Polls "$@" once a second until it succeeds, or fails after $1 seconds.
+wait_for() {
+  local secs=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || fail "timed out after ${secs}s waiting for: $what"
+    sleep 1
+  done
+}
+
+height_of() { curl -sf "$(api "$1")/v1/status" | jq -r .height; }
+
+start_node() {
+  local i=$1 name
+  name=$(jq -r ".validators[$i].name" "$WORK/net/genesis.json")
+  KOINON_CHECK_INVARIANTS=1 "$KOINOND" --config "$WORK/net/$name/node.json" \
+    >>"$WORK/node$i.log" 2>&1 &
+  PIDS[$i]=$!
+}
+
+all_at_least() {
+  local h=$1 i
+  for i in "${@:2}"; do
+    local got
+    got=$(height_of "$i" 2>/dev/null) || return 1
+    [ -n "$got" ] && [ "$got" -ge "$h" ] || return 1
+  done
+}
+
+mempools_empty() {
+  local i
+  for i in "$@"; do
+    [ "$(curl -sf "$(api "$i")/v1/status" | jq -r .mempool.size)" = 0 ] || return 1
+  done
+}
+
+# Everything a node says about the ledger at height $2, as one string.
+ledger_view() {
+  local i=$1 h=$2 view k code
+  view=$(curl -sf "$(api "$i")/v1/blocks/$h" | jq -r '.id + " " + .state_hash')
+  for k in "$WORK"/holder*.json; do
+    view+=" $(curl -sf "$(api "$i")/v1/accounts/$("$KOINON" pubkey --key "$k")" |
+      jq -c '[.balances[] | [.currency, .balance]]')"
+  done
+  echo "$view"
+}
+
+# ---------------------------------------------------------------- setup
+log "work dir $WORK, base port $BASE_PORT"
+"$KOINON" init --validators 4 --out "$WORK/net" --base-port "$BASE_PORT" >/dev/null
+for i in $(seq 1 $HOLDERS); do "$KOINON" keygen --out "$WORK/holder$i.json" >/dev/null; done
+for i in 0 1 2 3; do start_node "$i"; done
+wait_for 60 "four validators committing" all_at_least 2 0 1 2 3
+log "consortium up"
+
+mapfile -t CODES < <(jq -r '.currencies[].code' "$WORK/net/genesis.json")
+pub() { "$KOINON" pubkey --key "$WORK/holder$1.json"; }
+
+# ---------------------------------------------------------------- issue
+n=0
+for code in "${CODES[@]}"; do
+  issuer="$WORK/net/keys/issuer-${code,,}.json"
+  for h in $(seq 1 $HOLDERS); do
+    "$KOINON" issue --key "$issuer" --currency "$code" --to "$(pub "$h")" --amount 1000000 \
+      --ref "reserve-2026-11-$code" --node "$(api $((n % 4)))" >/dev/null &
+    n=$((n + 1))
+  done
+  wait
+done
+wait_for 60 "issues to commit" mempools_empty 0 1 2 3
+for code in "${CODES[@]}"; do
+  supply=$(curl -sf "$(api 0)/v1/currencies/$code" | jq -r .supply)
+  [ "$supply" = $((HOLDERS * 1000000)) ] || fail "supply of $code is $supply after issuing"
+done
+log "issued ${#CODES[@]} currencies to $HOLDERS holders"
+
+# ---------------------------------------------------------------- transfers
+submit_batch() {
+  local from=$1 count=$2 nodes=$3 k
+  for k in $(seq 1 "$count"); do
+    local s=$(((from + k) % HOLDERS + 1)) r=$(((from + 3 * k) % HOLDERS + 1))
+    [ $s = $r ] && r=$((r % HOLDERS + 1))
+    local code=${CODES[$(((from + k) % ${#CODES[@]}))]}
+    local node=${nodes:$(((from + k) % ${#nodes})):1}
+    "$KOINON" transfer --key "$WORK/holder$s.json" --currency "$code" --to "$(pub $r)" \
+      --amount $((1 + k % 97)) --node "$(api "$node")" --json >>"$WORK/submitted.jsonl" ||
+      echo "submit failed" >>"$WORK/errors"
+  done
+}
+log "submitting $TRANSFERS transfers through all four nodes"
+per=$((TRANSFERS / 4))
+for w in 0 1 2 3; do submit_batch $((w * per)) $per 0123 & done
+wait
+[ ! -s "$WORK/errors" ] || fail "$(wc -l <"$WORK/errors") submissions failed"
+[ "$(jq -r .id "$WORK/submitted.jsonl" | sort -u | wc -l)" = "$TRANSFERS" ] ||
+  fail "expected $TRANSFERS distinct transaction ids"
+wait_for 120 "transfers to commit" mempools_empty 0 1 2 3
+
+# Every submitted transaction is committed with an ok result, on every node.
+for id in $(jq -r .id "$WORK/submitted.jsonl" | shuf -n 50 --random-source=<(yes)); do
+  for i in 0 1 2 3; do
+    r=$(curl -sf "$(api "$i")/v1/txs/$id" | jq -r '.status + ":" + .result.code')
+    [ "$r" = "committed:ok" ] || fail "tx $id on node $i: $r"
+  done
+done
+
+# The same block and the same balances everywhere, at one height.
+h=$(height_of 0)
+wait_for 30 "all nodes at height $h" all_at_least "$h" 0 1 2 3
+ref=$(ledger_view 0 "$h")
+for i in 1 2 3; do
+  [ "$(ledger_view "$i" "$h")" = "$ref" ] || fail "node $i disagrees at height $h"
+done
+# Supply is conserved: the holders' balances add up to what was issued.
+for code in "${CODES[@]}"; do
+  total=0
+  for k in $(seq 1 $HOLDERS); do
+    b=$(curl -sf "$(api 2)/v1/accounts/$(pub "$k")" |
+      jq -r --arg c "$code" '[.balances[] | select(.currency == $c) | .balance] | add // 0')
+    total=$((total + b))
+  done
+  [ "$total" = $((HOLDERS * 1000000)) ] || fail "$code holders sum to $total"
+done
+log "all four agree at height $h after $TRANSFERS transfers; supply conserved"
+
+# ---------------------------------------------------------------- crash and catch-up
+kill -9 "${PIDS[3]}"
+wait "${PIDS[3]}" 2>/dev/null || true
+PIDS[3]=""
+log "killed validator 3"
+: >"$WORK/submitted.jsonl"
+submit_batch 7 60 012
+h0=$(height_of 0)
+wait_for 60 "three validators to keep committing" all_at_least $((h0 + 3)) 0 1 2
+wait_for 60 "transfers to commit without validator 3" mempools_empty 0 1 2
+start_node 3
+h=$(height_of 0)
+wait_for 90 "validator 3 to catch up" all_at_least "$h" 3
+ref=$(ledger_view 0 "$h")
+[ "$(ledger_view 3 "$h")" = "$ref" ] || fail "restarted validator disagrees at height $h"
+wait_for 60 "validator 3 to rejoin consensus" all_at_least $((h + 3)) 0 1 2 3
+log "validator 3 caught up to height $h and rejoined"
