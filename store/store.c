@@ -192,7 +192,7 @@ int store_begin_child(store_txn *parent, store_txn **out)
     if (!parent->write) return KN_EINVAL;
     if (parent->err) return parent->err;
     int rc = begin(parent->env, parent, true, out);
-    if (rc) return fail(parent, rc);
+    if (rc) return rc;
     parent->has_child = true;
     return 0;
 }
@@ -222,10 +222,16 @@ int store_commit(store_txn *t)
     KN_REQUIRE(t != NULL && !t->has_child);
     int rc = t->err;
     end_iters(t);
-    if (rc) mdb_txn_abort(t->txn);
-    else rc = map_error(mdb_txn_commit(t->txn), "txn_commit");
-    /* A failed child commit leaves the parent as it was: the child's writes are
-     * gone, and the parent's caller decides from the returned error. */
+    if (rc) {
+        /* The child's own failure stays in the child: its writes are dropped
+         * and the parent goes on without them. */
+        mdb_txn_abort(t->txn);
+    } else {
+        rc = map_error(mdb_txn_commit(t->txn), "txn_commit");
+        /* But if LMDB fails to merge a child into its parent, the parent's
+         * state is unknown, so the parent may no longer commit. */
+        if (rc && t->parent) (void)fail(t->parent, rc);
+    }
     finish(t);
     return rc;
 }

@@ -20,6 +20,12 @@ HOLDERS=10
 TRANSFERS=${KOINON_TEST_TRANSFERS:-1000}
 PIDS=()
 
+# Waits for the given background jobs only (a bare `wait` would wait for the nodes).
+wait_jobs() {
+  local pid
+  for pid in "$@"; do wait "$pid"; done
+}
+
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
 fail() {
   log "FAIL: $*"
@@ -39,6 +45,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 api() { echo "http://127.0.0.1:$((BASE_PORT + $1))"; }
 
@@ -105,12 +112,14 @@ pub() { "$KOINON" pubkey --key "$WORK/holder$1.json"; }
 n=0
 for code in "${CODES[@]}"; do
   issuer="$WORK/net/keys/issuer-${code,,}.json"
+  jobs=()
   for h in $(seq 1 $HOLDERS); do
     "$KOINON" issue --key "$issuer" --currency "$code" --to "$(pub "$h")" --amount 1000000 \
       --ref "reserve-2026-11-$code" --node "$(api $((n % 4)))" >/dev/null &
+    jobs+=($!)
     n=$((n + 1))
   done
-  wait
+  wait_jobs "${jobs[@]}" || fail "issuing $code failed"
 done
 wait_for 60 "issues to commit" mempools_empty 0 1 2 3
 for code in "${CODES[@]}"; do
@@ -134,8 +143,12 @@ submit_batch() {
 }
 log "submitting $TRANSFERS transfers through all four nodes"
 per=$((TRANSFERS / 4))
-for w in 0 1 2 3; do submit_batch $((w * per)) $per 0123 & done
-wait
+jobs=()
+for w in 0 1 2 3; do
+  submit_batch $((w * per)) $per 0123 &
+  jobs+=($!)
+done
+wait_jobs "${jobs[@]}"
 [ ! -s "$WORK/errors" ] || fail "$(wc -l <"$WORK/errors") submissions failed"
 [ "$(jq -r .id "$WORK/submitted.jsonl" | sort -u | wc -l)" = "$TRANSFERS" ] ||
   fail "expected $TRANSFERS distinct transaction ids"
