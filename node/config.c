@@ -145,32 +145,43 @@ int node_genesis_load(const char *path, node_config *cfg)
     return rc;
 }
 
+/* Numeric settings: name, default, maximum, and where the value goes. */
+typedef struct limit_field {
+    const char *name;
+    uint64_t dflt, min, max;
+    uint32_t *u32;
+    uint64_t *u64;
+} limit_field;
+
 static int load_limits(json_t *root, node_config *cfg)
 {
-    uint64_t v[11];
-    int rc = get_uint(root, "mempool_txs_max", 50000, 1000000, &v[0]) |
-             get_uint(root, "block_txs_max", 5000, LEDGER_BLOCK_TXS_MAX, &v[1]) |
-             get_uint(root, "heartbeat_ms", 1000, 600000, &v[2]) |
-             get_uint(root, "drift_ms", 5000, 600000, &v[3]) |
-             get_uint(root, "wait_commit_ms", 30000, 600000, &v[4]) |
-             get_uint(root, "map_size_mb", 4096, 1u << 20, &v[5]) |
-             get_uint(root, "api_body_max_bytes", 1u << 20, 64u << 20, &v[6]) |
-             get_uint(root, "timeout_propose_ms", 3000, 600000, &v[7]) |
-             get_uint(root, "timeout_prevote_ms", 1000, 600000, &v[8]) |
-             get_uint(root, "timeout_precommit_ms", 1000, 600000, &v[9]) |
-             get_uint(root, "timeout_delta_ms", 500, 600000, &v[10]);
-    if (rc || v[0] == 0 || v[1] == 0 || v[2] == 0) return KN_ECONFIG;
-    cfg->mempool_txs_max = (uint32_t)v[0];
-    cfg->block_txs_max = (uint32_t)v[1];
-    cfg->heartbeat_ms = (uint32_t)v[2];
-    cfg->drift_ms = (uint32_t)v[3];
-    cfg->wait_commit_ms = (uint32_t)v[4];
-    cfg->map_size_bytes = v[5] << 20;
-    cfg->api_body_max_bytes = (size_t)v[6];
-    cfg->timeouts.timeout_propose_ms = (uint32_t)v[7];
-    cfg->timeouts.timeout_prevote_ms = (uint32_t)v[8];
-    cfg->timeouts.timeout_precommit_ms = (uint32_t)v[9];
-    cfg->timeouts.timeout_delta_ms = (uint32_t)v[10];
+    uint64_t map_size_mb = 0, body_max = 0;
+    const limit_field fields[] = {
+        {"mempool_txs_max", 50000, 1, 1000000, &cfg->mempool_txs_max, NULL},
+        {"block_txs_max", 5000, 1, LEDGER_BLOCK_TXS_MAX, &cfg->block_txs_max, NULL},
+        {"heartbeat_ms", 1000, 10, 600000, &cfg->heartbeat_ms, NULL},
+        {"drift_ms", 5000, 0, 600000, &cfg->drift_ms, NULL},
+        {"wait_commit_ms", 30000, 1, 600000, &cfg->wait_commit_ms, NULL},
+        {"timeout_propose_ms", 3000, 1, 600000, &cfg->timeouts.timeout_propose_ms, NULL},
+        {"timeout_prevote_ms", 1000, 1, 600000, &cfg->timeouts.timeout_prevote_ms, NULL},
+        {"timeout_precommit_ms", 1000, 1, 600000, &cfg->timeouts.timeout_precommit_ms, NULL},
+        {"timeout_delta_ms", 500, 0, 600000, &cfg->timeouts.timeout_delta_ms, NULL},
+        {"map_size_mb", 4096, 16, 1u << 20, NULL, &map_size_mb},
+        {"api_body_max_bytes", 1u << 20, 1024, 64u << 20, NULL, &body_max},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const limit_field *f = &fields[i];
+        uint64_t v;
+        if (get_uint(root, f->name, f->dflt, f->max, &v) || v < f->min) {
+            KN_ERROR("config", "setting out of range", "name=%s min=%llu max=%llu", f->name,
+                     (unsigned long long)f->min, (unsigned long long)f->max);
+            return KN_ECONFIG;
+        }
+        if (f->u32) *f->u32 = (uint32_t)v;
+        else *f->u64 = v;
+    }
+    cfg->map_size_bytes = map_size_mb << 20;
+    cfg->api_body_max_bytes = (size_t)body_max;
     return 0;
 }
 
