@@ -35,7 +35,7 @@ static int signed_cmp(const node__signed *a, const node__signed *b)
     return 0;
 }
 
-static bool may_sign(const node__signed *last, const node__signed *next)
+bool node__may_sign(const node__signed *last, const node__signed *next)
 {
     int cmp = signed_cmp(next, last);
     if (cmp > 0) return true;
@@ -118,7 +118,7 @@ static bool prepare_speech(node *n, cons_actions *acts)
         if (a->kind != CONS_ACT_BROADCAST_PROPOSAL && a->kind != CONS_ACT_BROADCAST_VOTE)
             continue;
         node__signed next = signed_of(a);
-        if (!may_sign(&last, &next)) {
+        if (!node__may_sign(&last, &next)) {
             KN_ERROR("cons", "refusing to sign a conflicting message",
                      "height=%llu round=%u step=%u", (unsigned long long)next.height, next.round,
                      next.step);

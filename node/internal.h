@@ -103,6 +103,10 @@ typedef struct node__signed {
     uint8_t block_id[KN_HASH_BYTES];
 } node__signed;
 
+/* The signing guard: true when next is strictly later than last in (height,
+ * round, step), or the very same message again. */
+bool node__may_sign(const node__signed *last, const node__signed *next);
+
 typedef struct node__peer_state {
     uint64_t height; /* last committed height it announced */
     uint64_t last_seen_ms;

@@ -23,9 +23,10 @@
  * The tx id is kn_hash(KN_DOMAIN_TX, body); signatures are kn_sign(KN_DOMAIN_TX,
  * chain_id, body) and are listed in strictly increasing public key order. The
  * block id is kn_hash(KN_DOMAIN_BLOCK, header bytes); txs_hash is the hash of the
- * concatenated tx ids; last_cert_hash is the hash of the previous block's
- * certificate bytes (zeros at height 1); state_hash is the state after the
- * previous block.
+ * concatenated tx ids; last_cert_hash is the hash of the certificate bytes the
+ * block carries for the previous block (zeros at height 1): any valid
+ * certificate is accepted, since each validator gathers its own quorum of
+ * precommits; state_hash is the state after the previous block.
  */
 #ifndef KOINON_LEDGER_H
 #define KOINON_LEDGER_H
@@ -213,9 +214,11 @@ KN_MUST int ledger_block_execute(store_txn *t, const ledger_block_view *v,
 KN_MUST int ledger_block_get(store_txn *t, uint64_t height, const uint8_t **p, size_t *n);
 KN_MUST int ledger_cert_get(store_txn *t, uint64_t height, const uint8_t **p, size_t *n);
 
-/* Applies one transaction's operations atomically inside t (a child
- * transaction): 0, or the rule error with no change. Used by block execution
- * and by the proposer to leave out transactions that would fail. */
+/* Applies one transaction's operations atomically inside t: the operations
+ * are computed on a small in-memory write set and written only when all of
+ * them pass. Returns 0, or the rule error with no change (KN_EDUPTX for an id
+ * already committed). Used by block execution and by admission to the
+ * mempool, which runs it in a scratch transaction that is never committed. */
 KN_MUST int ledger_tx_apply(store_txn *t, const ledger_tx *tx, uint64_t height);
 
 /* Sums every balance of every currency from a full scan and aborts if any
