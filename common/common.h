@@ -205,11 +205,19 @@ KN_MUST int kn_unhex(uint8_t *out, size_t n, const char *hex, size_t hex_len);
 
 uint64_t kn_now_ms(void); /* wall clock, milliseconds since the epoch */
 uint64_t kn_mono_ms(void); /* monotonic clock, milliseconds */
+uint64_t kn_mono_us(void); /* monotonic clock, microseconds */
 
 enum kn_log_level { KN_LOG_DEBUG, KN_LOG_INFO, KN_LOG_WARN, KN_LOG_ERROR };
 
 /* Global settings: minimum level and output format (key=value or JSON). */
 void kn_log_setup(enum kn_log_level min, bool json);
+/* Per-module switches, e.g. "net=debug,cons=warn": a module listed here logs at
+ * its own minimum level instead of the global one. KN_EINVAL for a malformed
+ * list or more than KN_LOG_MODULES_MAX entries (nothing is changed then). */
+#define KN_LOG_MODULES_MAX 16
+KN_MUST int kn_log_modules(const char *spec);
+/* Parses "debug", "info", "warn" or "error"; KN_EINVAL otherwise. */
+KN_MUST int kn_log_level_parse(const char *name, size_t len, enum kn_log_level *out);
 /* One line per event: ts, level, module, msg, then the caller's key=value pairs
  * (fmt produces them, e.g. "height=%llu peer=%s"). */
 void kn_log(enum kn_log_level level, const char *module, const char *msg, const char *fmt,

@@ -52,8 +52,22 @@ uint64_t kn_mono_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
+uint64_t kn_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static enum kn_log_level log_min = KN_LOG_INFO;
 static bool log_json;
+
+typedef struct module_level {
+    char name[16];
+    enum kn_log_level min;
+} module_level;
+static module_level modules[KN_LOG_MODULES_MAX];
+static size_t n_modules;
 
 void kn_log_setup(enum kn_log_level min, bool json)
 {
@@ -62,6 +76,45 @@ void kn_log_setup(enum kn_log_level min, bool json)
 }
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+int kn_log_level_parse(const char *name, size_t len, enum kn_log_level *out)
+{
+    for (int i = 0; i < 4; i++)
+        if (strlen(level_names[i]) == len && strncmp(name, level_names[i], len) == 0) {
+            *out = (enum kn_log_level)i;
+            return 0;
+        }
+    return KN_EINVAL;
+}
+
+int kn_log_modules(const char *spec)
+{
+    module_level parsed[KN_LOG_MODULES_MAX];
+    size_t count = 0;
+    for (const char *p = spec; *p;) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (!eq || eq == p || (size_t)(eq - p) >= sizeof parsed[0].name || count == KN_LOG_MODULES_MAX)
+            return KN_EINVAL;
+        if (kn_log_level_parse(eq + 1, (size_t)(end - eq - 1), &parsed[count].min)) return KN_EINVAL;
+        memcpy(parsed[count].name, p, (size_t)(eq - p));
+        parsed[count].name[eq - p] = '\0';
+        count++;
+        if (*end && !end[1]) return KN_EINVAL; /* a trailing comma */
+        p = *end ? end + 1 : end;
+    }
+    memcpy(modules, parsed, sizeof parsed[0] * count);
+    n_modules = count;
+    return 0;
+}
+
+static enum kn_log_level min_for(const char *module)
+{
+    for (size_t i = 0; i < n_modules; i++)
+        if (strcmp(modules[i].name, module) == 0) return modules[i].min;
+    return log_min;
+}
 
 /* The caller's pairs arrive as "k=v k2=v2"; in JSON mode they are rewritten as
  * string members, which is enough for log shippers to index them. */
@@ -81,7 +134,7 @@ static void emit_json_pairs(FILE *f, const char *pairs)
 
 void kn_log(enum kn_log_level level, const char *module, const char *msg, const char *fmt, ...)
 {
-    if (level < log_min) return;
+    if (level < min_for(module)) return;
     char pairs[1024];
     va_list ap;
     va_start(ap, fmt);

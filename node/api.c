@@ -8,8 +8,16 @@
 
 #define API_JSON "application/json"
 
+static node *api_node; /* for response counters; one node per process */
+
+static void count_response(int status)
+{
+    if (api_node && status >= 100 && status < 600) api_node->health.api_responses[status / 100]++;
+}
+
 static void respond_json(net_http_req *req, int status, json_t *body, const char *const *headers)
 {
+    count_response(status);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     KN_REQUIRE(text != NULL);
@@ -225,32 +233,102 @@ static void get_block(node *n, net_http_req *req, store_txn *t, const char *arg)
     ledger_block_view_free(&v);
 }
 
-static json_t *validators_json(node *n)
+static json_t *validator_json(node *n, uint32_t i, uint64_t now)
+{
+    const node_validator_info *info = &n->cfg->validators[i];
+    const node__peer_state *p = &n->peer[i];
+    bool self = i == n->cfg->self;
+    json_t *o = json_pack("{s:s,s:s,s:o,s:I,s:b,s:I,s:i,s:I}", "name", info->name, "city",
+                          info->city, "public_key", hex_json(n->cfg->valset.v[i].pk, KN_PK_BYTES),
+                          "power", (json_int_t)n->cfg->valset.v[i].power, "online",
+                          node__peer_online(n, i), "height",
+                          (json_int_t)(self ? n->chain.height : p->height), "missed_recent",
+                          (int)node__health_missed(n, i), "proposed",
+                          (json_int_t)n->health.proposed[i]);
+    if (self) json_object_set_new(o, "last_seen_ms_ago", json_integer(0));
+    else if (p->last_seen_ms)
+        json_object_set_new(o, "last_seen_ms_ago", json_integer((json_int_t)(now - p->last_seen_ms)));
+    if (p->vote_height)
+        json_object_set_new(o, "last_vote", json_pack("{s:I,s:i}", "height", (json_int_t)p->vote_height,
+                                                      "round", (int)p->vote_round));
+    return o;
+}
+
+static json_t *names_json(node *n, uint64_t mask)
+{
+    json_t *list = json_array();
+    for (uint32_t i = 0; i < n->cfg->valset.n; i++)
+        if (mask >> i & 1) json_array_append_new(list, json_string(n->cfg->validators[i].name));
+    return list;
+}
+
+static json_t *recent_blocks_json(node *n)
+{
+    const node__health *hl = &n->health;
+    json_t *list = json_array();
+    for (uint32_t i = 0; i < hl->n_blocks; i++) {
+        const node__recent_block *b =
+            &hl->blocks[node__ring_index(i, hl->n_blocks, hl->next_block, NODE_RECENT_BLOCKS)];
+        const char *proposer = b->proposer < n->cfg->valset.n ? n->cfg->validators[b->proposer].name : "";
+        json_array_append_new(list, json_pack("{s:I,s:I,s:i,s:s}", "height", (json_int_t)b->height,
+                                              "time_ms", (json_int_t)b->time_ms, "txs", (int)b->txs,
+                                              "proposer", proposer));
+    }
+    return list;
+}
+
+static json_t *evidence_json(node *n)
+{
+    const node__health *hl = &n->health;
+    json_t *list = json_array();
+    for (uint32_t i = 0; i < hl->n_evidence; i++) {
+        const node__evidence *e =
+            &hl->evidence[node__ring_index(i, hl->n_evidence, hl->next_evidence, NODE_EVIDENCE_MAX)];
+        json_array_append_new(list, json_pack("{s:s,s:I,s:i,s:s}", "validator",
+                                              n->cfg->validators[e->validator].name, "height",
+                                              (json_int_t)e->height, "round", (int)e->round, "kind",
+                                              e->type == CONS_PREVOTE ? "double_prevote" : "double_precommit"));
+    }
+    return list;
+}
+
+static json_t *peers_json(node *n)
 {
     json_t *list = json_array();
     for (uint32_t i = 0; i < n->cfg->valset.n; i++) {
-        const node_validator_info *info = &n->cfg->validators[i];
-        json_array_append_new(list, json_pack("{s:s,s:s,s:o,s:I,s:b}", "name", info->name, "city",
-                                              info->city, "public_key",
-                                              hex_json(n->cfg->valset.v[i].pk, KN_PK_BYTES),
-                                              "power", (json_int_t)n->cfg->valset.v[i].power,
-                                              "online", node__peer_online(n, i)));
+        if (i == n->cfg->self) continue;
+        json_t *o = json_pack("{s:s,s:b}", "name", n->cfg->validators[i].name, "up", n->peer[i].up);
+        if (n->peer[i].up && n->peer[i].rtt_us)
+            json_object_set_new(o, "rtt_ms", json_real(n->peer[i].rtt_us / 1000.0));
+        json_array_append_new(list, o);
     }
     return list;
 }
 
 static void get_status(node *n, net_http_req *req)
 {
+    uint64_t now = kn_mono_ms();
+    json_t *validators = json_array();
+    for (uint32_t i = 0; i < n->cfg->valset.n; i++)
+        json_array_append_new(validators, validator_json(n, i, now));
+    json_t *consensus = json_pack("{s:I,s:i,s:s,s:o,s:o}", "height", (json_int_t)cons_height(n->cons),
+                                  "round", (int)cons_round(n->cons), "step",
+                                  cons_step_name(cons_step(n->cons)), "prevotes",
+                                  names_json(n, cons_voted_mask(n->cons, CONS_PREVOTE)), "precommits",
+                                  names_json(n, cons_voted_mask(n->cons, CONS_PRECOMMIT)));
     json_t *o = json_pack(
-        "{s:s,s:s,s:s,s:I,s:I,s:i,s:s,s:o,s:o,s:I,s:{s:i,s:i},s:o,s:I}", "chain_id", n->chain_id,
-        "node", n->cfg->name, "version", NODE_VERSION, "height", (json_int_t)n->chain.height,
-        "consensus_height", (json_int_t)cons_height(n->cons), "round", (int)cons_round(n->cons),
-        "step", cons_step_name(cons_step(n->cons)), "last_block_id",
+        "{s:s,s:s,s:s,s:I,s:i,s:s,s:o,s:o,s:I,s:{s:i,s:i},s:I}", "chain_id", n->chain_id, "node",
+        n->cfg->name, "version", NODE_VERSION, "height", (json_int_t)n->chain.height, "round",
+        (int)cons_round(n->cons), "step", cons_step_name(cons_step(n->cons)), "last_block_id",
         hex_json(n->chain.last_block_id, KN_HASH_BYTES), "state_hash",
         hex_json(n->chain.state_hash, KN_HASH_BYTES), "last_block_time_ms",
         (json_int_t)n->chain.last_time_ms, "mempool", "size", (int)n->mempool.count, "max",
-        (int)n->mempool.max, "validators", validators_json(n), "uptime_s",
-        (json_int_t)((kn_now_ms() - n->started_ms) / 1000));
+        (int)n->mempool.max, "uptime_s", (json_int_t)((kn_now_ms() - n->started_ms) / 1000));
+    json_object_set_new(o, "consensus", consensus);
+    json_object_set_new(o, "validators", validators);
+    json_object_set_new(o, "peers", peers_json(n));
+    json_object_set_new(o, "recent_blocks", recent_blocks_json(n));
+    json_object_set_new(o, "evidence", evidence_json(n));
     respond_json(req, 200, o, NULL);
 }
 
@@ -278,20 +356,61 @@ static const char *route_arg(const char *path, const char *prefix)
     return path + n;
 }
 
+static void get_metrics(node *n, net_http_req *req)
+{
+    kn_buf b = {0};
+    node__metrics_text(n, &b);
+    count_response(200);
+    net_http_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
+    kn_buf_free(&b);
+}
+
+static void get_dashboard(node *n, net_http_req *req)
+{
+    count_response(200);
+    net_http_respond(req, 200, "text/html; charset=utf-8", node__dashboard_html,
+                     node__dashboard_html_len, NULL);
+}
+
+static enum node_api_route route_of(const char *path, bool get, bool post)
+{
+    if (post && strcmp(path, "/v1/txs") == 0) return NODE_ROUTE_TXS_POST;
+    if (!get) return NODE_ROUTE_OTHER;
+    if (strcmp(path, "/v1/status") == 0) return NODE_ROUTE_STATUS;
+    if (route_arg(path, "/v1/txs/")) return NODE_ROUTE_TXS_GET;
+    if (route_arg(path, "/v1/accounts/")) return NODE_ROUTE_ACCOUNTS;
+    if (strcmp(path, "/v1/currencies") == 0 || route_arg(path, "/v1/currencies/"))
+        return NODE_ROUTE_CURRENCIES;
+    if (route_arg(path, "/v1/blocks/")) return NODE_ROUTE_BLOCKS;
+    if (strcmp(path, "/metrics") == 0) return NODE_ROUTE_METRICS;
+    if (strcmp(path, "/dashboard") == 0 || strcmp(path, "/") == 0) return NODE_ROUTE_DASHBOARD;
+    return NODE_ROUTE_OTHER;
+}
+
 void node__api_handle(void *ctx, net_http_req *req)
 {
     node *n = ctx;
+    api_node = n;
     const char *path = net_http_path(req);
     bool get = strcmp(net_http_method(req), "GET") == 0;
     bool post = strcmp(net_http_method(req), "POST") == 0;
-    const char *arg;
-    if (strcmp(path, "/v1/txs") == 0 && post) post_txs(n, req);
-    else if (get && strcmp(path, "/v1/status") == 0) get_status(n, req);
-    else if (get && (arg = route_arg(path, "/v1/txs/"))) with_read_txn(n, req, get_tx, arg);
-    else if (get && (arg = route_arg(path, "/v1/accounts/"))) with_read_txn(n, req, get_account, arg);
-    else if (get && strcmp(path, "/v1/currencies") == 0) with_read_txn(n, req, get_currencies, NULL);
-    else if (get && (arg = route_arg(path, "/v1/currencies/"))) with_read_txn(n, req, get_currencies, arg);
-    else if (get && (arg = route_arg(path, "/v1/blocks/"))) with_read_txn(n, req, get_block, arg);
-    else if (!get && !post) node__api_error(req, 405, KN_EINVAL, "method not allowed");
-    else node__api_error(req, 404, KN_ENOTFOUND, "no such route");
+    enum node_api_route route = route_of(path, get, post);
+    n->health.api_requests[route]++;
+    switch (route) {
+    case NODE_ROUTE_TXS_POST: post_txs(n, req); break;
+    case NODE_ROUTE_STATUS: get_status(n, req); break;
+    case NODE_ROUTE_TXS_GET: with_read_txn(n, req, get_tx, route_arg(path, "/v1/txs/")); break;
+    case NODE_ROUTE_ACCOUNTS:
+        with_read_txn(n, req, get_account, route_arg(path, "/v1/accounts/"));
+        break;
+    case NODE_ROUTE_CURRENCIES:
+        with_read_txn(n, req, get_currencies, route_arg(path, "/v1/currencies/"));
+        break;
+    case NODE_ROUTE_BLOCKS: with_read_txn(n, req, get_block, route_arg(path, "/v1/blocks/")); break;
+    case NODE_ROUTE_METRICS: get_metrics(n, req); break;
+    case NODE_ROUTE_DASHBOARD: get_dashboard(n, req); break;
+    default:
+        if (!get && !post) node__api_error(req, 405, KN_EINVAL, "method not allowed");
+        else node__api_error(req, 404, KN_ENOTFOUND, "no such route");
+    }
 }

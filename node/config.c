@@ -190,14 +190,11 @@ static int load_logging(json_t *root, node_config *cfg, const char *path)
     char level[16], format[16], file[NODE_PATH_MAX];
     if (copy_str(level, sizeof level, root, "log_level", "info") ||
         copy_str(format, sizeof format, root, "log_format", "text") ||
-        copy_str(file, sizeof file, root, "log_file", ""))
+        copy_str(file, sizeof file, root, "log_file", "") ||
+        copy_str(cfg->log_modules, sizeof cfg->log_modules, root, "log_modules", ""))
         return KN_ECONFIG;
-    static const char *const levels[] = {"debug", "info", "warn", "error"};
-    cfg->log_level = KN_LOG_INFO;
-    bool known = false;
-    for (int i = 0; i < 4; i++)
-        if (strcmp(level, levels[i]) == 0) cfg->log_level = (enum kn_log_level)i, known = true;
-    if (!known || (strcmp(format, "text") && strcmp(format, "json"))) return KN_ECONFIG;
+    if (kn_log_level_parse(level, strlen(level), &cfg->log_level)) return KN_ECONFIG;
+    if (strcmp(format, "text") && strcmp(format, "json")) return KN_ECONFIG;
     cfg->log_json = strcmp(format, "json") == 0;
     cfg->log_file[0] = '\0';
     return file[0] ? resolve_path(path, file, cfg->log_file, sizeof cfg->log_file) : 0;

@@ -9,6 +9,7 @@
  * repeat itself but never contradict itself. */
 #include "node/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,16 +190,51 @@ static void timer_close(cons_timer *t)
     uv_close((uv_handle_t *)&t->handle, timer_closed);
 }
 
+
+/* Names of the validators missing from mask, comma separated. */
+static void missing_names(const node *n, uint64_t mask, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < n->cfg->valset.n && len < cap; i++)
+        if (!(mask >> i & 1))
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? "," : "",
+                                    n->cfg->validators[i].name);
+}
+
+/* Says why a round ended without a decision and whom it waited for. masks are
+ * the prevotes and precommits seen in the round that ended. */
+static void note_round_change(node *n, const cons_timer *t, uint64_t prevotes, uint64_t precommits)
+{
+    n->health.round_changes++;
+    char waited[512];
+    const char *reason = "no proposal in time";
+    if (t->step == CONS_STEP_PROPOSE) {
+        uint32_t proposer = cons_proposer(&n->cfg->valset, t->height, t->round);
+        snprintf(waited, sizeof waited, "%s", n->cfg->validators[proposer].name);
+    } else {
+        reason = t->step == CONS_STEP_PREVOTE ? "no prevote quorum for one block"
+                                              : "no precommit quorum for one block";
+        missing_names(n, t->step == CONS_STEP_PREVOTE ? prevotes : precommits, waited,
+                      sizeof waited);
+    }
+    KN_WARN("cons", "round change",
+            "height=%llu from_round=%u to_round=%u reason=\"%s\" waiting_for=%s",
+            (unsigned long long)t->height, t->round, cons_round(n->cons), reason,
+            waited[0] ? waited : "-");
+}
+
 static void timer_fired(uv_timer_t *h)
 {
     cons_timer *t = h->data;
     node *n = t->n;
     cons_actions acts;
+    uint32_t round = cons_round(n->cons);
+    uint64_t prevotes = cons_voted_mask(n->cons, CONS_PREVOTE);
+    uint64_t precommits = cons_voted_mask(n->cons, CONS_PRECOMMIT);
     cons_on_timeout(n->cons, t->step, t->height, t->round, &acts);
+    if (cons_round(n->cons) != round) note_round_change(n, t, prevotes, precommits);
     timer_close(t);
-    if (acts.n && cons_round(n->cons) > 0 && t->step == CONS_STEP_PROPOSE)
-        KN_WARN("cons", "no proposal in time: moving on", "height=%llu round=%u",
-                (unsigned long long)t->height, t->round);
     run_actions(n, &acts);
 }
 
@@ -289,6 +325,7 @@ static void run_actions(node *n, cons_actions *acts)
             break;
         case CONS_ACT_COMMIT: commit_decided(n, a); break;
         case CONS_ACT_EVIDENCE:
+            node__health_on_evidence(n, &a->u.evidence.a);
             KN_WARN("cons", "equivocation: two conflicting votes from one validator",
                     "validator=%s height=%llu round=%u",
                     n->cfg->validators[a->u.evidence.a.validator].name,
@@ -462,9 +499,16 @@ void node__on_vote_msg(node *n, uint32_t peer, kn_cur *c)
     if (cons_vote_decode(c, &v)) return;
     uint64_t h = cons_height(n->cons);
     if (v.height == h + 1) keep_future(n, NODE_MSG_VOTE, peer, whole);
-    if (v.height != h) return;
+    bool late = v.height + 1 == h && v.height == n->chain.height;
+    if (v.height != h && !late) return;
     if (cons_vote_verify(&v, &n->cfg->valset, n->chain_id)) {
         KN_WARN("cons", "vote with a bad signature", "peer=%s", n->cfg->validators[peer].name);
+        return;
+    }
+    n->peer[v.validator].vote_height = v.height;
+    n->peer[v.validator].vote_round = v.round;
+    if (late) {
+        node__health_late_precommit(n, &v);
         return;
     }
     cons_actions acts;
@@ -528,6 +572,19 @@ static int execute(node *n, const ledger_block_view *v, const uint8_t *block, si
     return rc;
 }
 
+/* Counts the committed transactions by their result, for /metrics. */
+static void count_results(node *n, const uint8_t (*ids)[KN_HASH_BYTES], uint32_t count)
+{
+    store_txn *t;
+    if (store_begin(n->store, false, &t)) return;
+    for (uint32_t i = 0; i < count; i++) {
+        ledger_tx_record rec;
+        if (ledger_tx_record_get(t, ids[i], &rec) == 0 && rec.height == n->chain.height)
+            n->health.results[node__err_slot(rec.result)]++;
+    }
+    store_abort(t);
+}
+
 int node__commit_block(node *n, const uint8_t *block, size_t block_len, const uint8_t *cert,
                        size_t cert_len, bool restart)
 {
@@ -537,8 +594,11 @@ int node__commit_block(node *n, const uint8_t *block, size_t block_len, const ui
     ledger_tx *txs = NULL;
     uint8_t(*ids)[KN_HASH_BYTES] = NULL;
     rc = decode_block_txs(&v, &txs, &ids);
+    uint64_t prev_time_ms = n->chain.last_time_ms;
     if (!rc) rc = execute(n, &v, block, block_len, txs, cert, cert_len);
     if (!rc) {
+        node__health_on_commit(n, &v.hdr, cert, cert_len, prev_time_ms);
+        count_results(n, (const uint8_t(*)[KN_HASH_BYTES])ids, v.hdr.n_txs);
         KN_REQUIRE(n->chain.height == v.hdr.height);
         n->committed_txs += v.hdr.n_txs;
         n->last_commit_mono_ms = kn_mono_ms();

@@ -25,6 +25,8 @@ enum node_msg {
     NODE_MSG_TXS = 4,        /* [4, [tx bin...]] */
     NODE_MSG_GET_BLOCKS = 5, /* [5, from_height, count] */
     NODE_MSG_BLOCKS = 6,     /* [6, [[block bin, cert bin]...]] */
+    NODE_MSG_PING = 7,       /* [7, sender's monotonic microseconds] */
+    NODE_MSG_PONG = 8,       /* [8, the ping's value echoed] */
 };
 
 #define NODE_TICK_MS 100
@@ -42,12 +44,15 @@ enum node_msg {
 /* ---------------------------------------------------------------- mempool */
 
 typedef struct node__client node__client;
+typedef struct node node;
 
 typedef struct node__mp_entry {
     uint8_t id[KN_HASH_BYTES];
     uint8_t *bytes;
     uint32_t len;
     uint64_t expiry_height;
+    uint64_t admitted_ms; /* monotonic; for the commit latency histogram */
+    bool local;           /* submitted by a client of this node */
     struct node__mp_entry *prev, *next; /* arrival order */
     struct node__mp_entry *bucket_next;
     node__client *clients; /* waiting for its commit */
@@ -111,7 +116,79 @@ typedef struct node__peer_state {
     uint64_t height; /* last committed height it announced */
     uint64_t last_seen_ms;
     bool up;
+    uint32_t rtt_us; /* last ping round trip, 0 before the first */
+    uint64_t vote_height; /* the last vote received from it */
+    uint32_t vote_round;
 } node__peer_state;
+
+/* ---------------------------------------------------------------- health */
+
+#define NODE_RECENT_BLOCKS 60   /* blocks shown in status and the dashboard */
+#define NODE_MISSED_WINDOW 100  /* certificates over which missed votes count */
+#define NODE_EVIDENCE_MAX 16    /* equivocations kept for status */
+#define NODE_HIST_BUCKETS 11
+#define NODE_ERR_SLOTS (KN__ERR_END - KN__ERR_BASE) /* slot 0 is ok */
+#define NODE_API_ROUTES 10
+
+enum node_api_route {
+    NODE_ROUTE_OTHER, NODE_ROUTE_STATUS, NODE_ROUTE_TXS_POST, NODE_ROUTE_TXS_GET,
+    NODE_ROUTE_ACCOUNTS, NODE_ROUTE_CURRENCIES, NODE_ROUTE_BLOCKS, NODE_ROUTE_METRICS,
+    NODE_ROUTE_DASHBOARD, NODE_ROUTE_EVENTS
+};
+extern const char *const node__api_routes[NODE_API_ROUTES];
+
+typedef struct node__hist {
+    uint64_t buckets[NODE_HIST_BUCKETS]; /* cumulative, as Prometheus wants */
+    uint64_t count, sum_ms;
+} node__hist;
+extern const uint64_t node__hist_bounds_ms[NODE_HIST_BUCKETS];
+
+typedef struct node__recent_block {
+    uint64_t height, time_ms;
+    uint32_t txs, proposer;
+} node__recent_block;
+
+typedef struct node__evidence {
+    uint32_t validator;
+    uint64_t height;
+    uint32_t round;
+    uint8_t type;
+} node__evidence;
+
+typedef struct node__health {
+    node__recent_block blocks[NODE_RECENT_BLOCKS];
+    uint32_t n_blocks, next_block;
+    uint64_t signed_mask[NODE_MISSED_WINDOW];
+    uint32_t n_masks, next_mask;
+    uint64_t proposed[CONS_VALIDATORS_MAX];
+    node__evidence evidence[NODE_EVIDENCE_MAX];
+    uint32_t n_evidence, next_evidence;
+    uint64_t evidence_total;
+    node__hist block_interval; /* between consecutive block times */
+    node__hist commit_latency; /* admission to commit, for our own clients' txs */
+    uint64_t results[NODE_ERR_SLOTS];  /* committed transactions by result */
+    uint64_t rejected[NODE_ERR_SLOTS]; /* refused at admission by reason */
+    uint64_t round_changes;
+    uint64_t api_requests[NODE_API_ROUTES]; /* by route, see node__api_routes */
+    uint64_t api_responses[6];  /* by status class 1xx..5xx */
+} node__health;
+
+void node__hist_observe(node__hist *h, uint64_t ms);
+void node__health_on_commit(node *n, const ledger_header *hdr, const uint8_t *cert,
+                            size_t cert_len, uint64_t prev_time_ms);
+void node__health_on_evidence(node *n, const cons_vote *a);
+/* A verified vote for the height just committed. */
+void node__health_late_precommit(node *n, const cons_vote *v);
+/* Recent certificates (of NODE_MISSED_WINDOW) without validator v. */
+uint32_t node__health_missed(const node *n, uint32_t v);
+uint32_t node__ring_index(uint32_t i, uint32_t count, uint32_t next, uint32_t cap);
+void node__send_ping(node *n);
+void node__on_ping_msg(node *n, uint32_t peer, kn_cur *c, bool pong);
+/* Slot of an error code in the health arrays (0 for ok). */
+static inline uint32_t node__err_slot(int err)
+{
+    return err == 0 ? 0 : (uint32_t)(err - KN__ERR_BASE);
+}
 
 typedef struct node {
     node_config *cfg;
@@ -155,6 +232,7 @@ typedef struct node {
     uint32_t jobs_in_flight;
     node__client *wait_head, *wait_tail;
     uint64_t committed_txs, rejected_txs;
+    node__health health;
 } node;
 
 /* driver.c */
@@ -211,6 +289,13 @@ void node__api_pending(net_http_req *req, const uint8_t id[KN_HASH_BYTES]);
 /* 200 {"id","status":"committed","height","index","result":{...}} */
 void node__api_committed(net_http_req *req, const uint8_t id[KN_HASH_BYTES],
                          const ledger_tx_record *rec);
+
+/* The dashboard page, embedded at build time from node/dashboard/index.html. */
+extern const char node__dashboard_html[];
+extern const size_t node__dashboard_html_len;
+
+/* metrics.c: the Prometheus text of GET /metrics. */
+void node__metrics_text(node *n, kn_buf *b);
 
 /* node.c */
 bool node__peer_online(const node *n, uint32_t v);

@@ -41,6 +41,10 @@ int main(int argc, char **argv)
     static node_config cfg;
     if (node_config_load(config, &cfg)) return 1;
     kn_log_setup(cfg.log_level, cfg.log_json);
+    if (kn_log_modules(cfg.log_modules)) {
+        fprintf(stderr, "koinond: log_modules must look like \"net=debug,cons=warn\"\n");
+        return 1;
+    }
     if (cfg.log_file[0] && !freopen(cfg.log_file, "a", stderr)) {
         fprintf(stdout, "koinond: cannot open log file %s\n", cfg.log_file);
         return 1;

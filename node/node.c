@@ -59,6 +59,8 @@ static void peer_message(void *ctx, uint32_t peer, const uint8_t *msg, size_t le
     case NODE_MSG_TXS: node__on_txs_msg(n, peer, &c); break;
     case NODE_MSG_GET_BLOCKS: node__on_get_blocks_msg(n, peer, &c); break;
     case NODE_MSG_BLOCKS: node__on_blocks_msg(n, peer, &c); break;
+    case NODE_MSG_PING: node__on_ping_msg(n, peer, &c, false); break;
+    case NODE_MSG_PONG: node__on_ping_msg(n, peer, &c, true); break;
     default:
         KN_DEBUG("node", "unknown peer message", "peer=%s type=%llu",
                  n->cfg->validators[peer].name, (unsigned long long)type);
@@ -115,6 +117,7 @@ static void on_tick(uv_timer_t *h)
     if (now - n->last_status_ms >= n->cfg->heartbeat_ms) {
         n->last_status_ms = now;
         node__send_status(n, CONS_NO_VALIDATOR);
+        node__send_ping(n);
     }
     node__clients_tick(n, now);
     node__catchup_tick(n);

@@ -40,6 +40,7 @@ typedef struct node_config {
     uint16_t api_port;
     enum kn_log_level log_level;
     bool log_json;
+    char log_modules[256]; /* per-module levels, "net=debug,cons=warn" */
 
     uint32_t mempool_txs_max;
     uint32_t block_txs_max;

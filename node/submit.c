@@ -177,7 +177,10 @@ static int admit(node *n, store_txn *scratch, verify_item *it, node__mp_entry **
     int rc = scratch ? ledger_tx_apply(scratch, &it->tx, n->chain.height + 1) : KN_ESTORE;
     if (rc) return rc;
     *out = node__mempool_add(&n->mempool, it->tx.id, it->bytes, it->len, it->tx.expiry_height);
-    return *out ? 0 : KN_EFULL;
+    if (!*out) return KN_EFULL;
+    (*out)->admitted_ms = kn_mono_ms();
+    (*out)->local = it->client != NULL;
+    return 0;
 }
 
 static int status_for(int err)
@@ -225,6 +228,7 @@ static void verify_done(uv_work_t *w, int status)
         verify_item *it = &job->items[i];
         node__mp_entry *e = NULL;
         int rc = it->rc ? it->rc : admit(n, scratch, it, &e);
+        if (rc) n->health.rejected[node__err_slot(rc)]++;
         if (rc == 0 && it->client) n_gossip++;
         if (it->client) answer(n, it, rc, e);
         if (rc && !it->client) n->rejected_txs++;
@@ -325,6 +329,8 @@ static void answer_entry(node *n, store_txn *t, node__mp_entry *e)
 {
     ledger_tx_record rec;
     bool committed = t && ledger_tx_record_get(t, e->id, &rec) == 0;
+    if (committed && e->local)
+        node__hist_observe(&n->health.commit_latency, kn_mono_ms() - e->admitted_ms);
     while (e->clients) {
         node__client *cl = e->clients;
         if (cl->req) {

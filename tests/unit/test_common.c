@@ -137,6 +137,20 @@ static void keyfile_roundtrip(void **state)
     rmdir(dir);
 }
 
+static void log_module_switches(void **state)
+{
+    assert_int_equal(kn_log_modules("net=debug,cons=warn"), 0);
+    assert_int_equal(kn_log_modules(""), 0);
+    static const char *const bad[] = {"net", "net=loud", "=debug", "net=debug,", "net=debug,,cons=warn",
+                                      "averyveryverylongmodulename=debug"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (kn_log_modules(bad[i]) != KN_EINVAL) fail_msg("accepted \"%s\"", bad[i]);
+    enum kn_log_level level;
+    assert_int_equal(kn_log_level_parse("warn", 4, &level), 0);
+    assert_int_equal(level, KN_LOG_WARN);
+    assert_int_equal(kn_log_level_parse("warning", 7, &level), KN_EINVAL);
+}
+
 int main(void)
 {
     if (kn_crypto_init()) return 1;
@@ -144,7 +158,7 @@ int main(void)
         cmocka_unit_test(roundtrip_uints),      cmocka_unit_test(roundtrip_ints),
         cmocka_unit_test(rejects_long_forms),   cmocka_unit_test(rejects_truncation),
         cmocka_unit_test(signature_binds_everything), cmocka_unit_test(error_names_roundtrip),
-        cmocka_unit_test(keyfile_roundtrip),
+        cmocka_unit_test(keyfile_roundtrip),     cmocka_unit_test(log_module_switches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
