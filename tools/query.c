@@ -4,6 +4,7 @@
 #include "tools/internal.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -271,10 +272,13 @@ int cmd_block(int argc, char **argv)
 
 /* ---------------------------------------------------------------- status */
 
-static const char status_usage[] = "usage: koinon status [--node URL] [--json]\n";
+static const char status_usage[] =
+    "usage: koinon status [--node URL] [--json] [--watch [--interval MS]]\n";
 static const char status_help[] =
-    "usage: koinon status [--node URL] [--json]\n\n"
-    "Shows a node's view of the chain and of the validators.\n\n" NODE_HELP;
+    "usage: koinon status [--node URL] [--json] [--watch [--interval MS]]\n\n"
+    "Shows a node's view of the chain and of the validators.\n\n"
+    "  --watch        redraw a compact live view until Ctrl-C\n"
+    "  --interval MS  time between redraws with --watch (default 1000)\n" NODE_HELP;
 
 /* A member as text for display: string, integer or boolean. */
 static const char *scalar_text(const json_t *obj, const char *key, char *buf, size_t cap)
@@ -322,14 +326,121 @@ static void print_status(const json_t *s)
     print_validators(json_object_get(s, "validators"));
 }
 
+/* Names in a JSON array joined with commas ("-" when empty). */
+static void join_names(const json_t *list, char *out, size_t cap)
+{
+    size_t len = 0, i;
+    const json_t *v;
+    snprintf(out, cap, "-");
+    json_array_foreach(list, i, v)
+    {
+        if (!json_is_string(v) || len >= cap) continue;
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? "," : "", json_string_value(v));
+    }
+}
+
+/* The compact live view: consensus position, votes of the round, and one line
+ * per validator. */
+static void print_watch(const json_t *s)
+{
+    const json_t *cons = json_object_get(s, "consensus");
+    const json_t *blocks = json_object_get(s, "recent_blocks");
+    char a[32], b[32], c[32], prevotes[256], precommits[256];
+    join_names(json_object_get(cons, "prevotes"), prevotes, sizeof prevotes);
+    join_names(json_object_get(cons, "precommits"), precommits, sizeof precommits);
+    int64_t t0, t1;
+    size_t nb = json_array_size(blocks);
+    char interval[32] = "-";
+    if (nb >= 2 && cli_jint(json_array_get(blocks, nb - 1), "time_ms", &t1) &&
+        cli_jint(json_array_get(blocks, nb - 2), "time_ms", &t0))
+        snprintf(interval, sizeof interval, "%" PRId64 " ms", t1 - t0);
+    printf("%s  node %s  height %s  round %s  step %s  last interval %s\n",
+           cli_jstr(s, "chain_id", "-"), cli_jstr(s, "node", "-"),
+           scalar_text(s, "height", a, sizeof a), scalar_text(s, "round", b, sizeof b),
+           scalar_text(s, "step", c, sizeof c), interval);
+    printf("prevoted: %s   precommitted: %s\n\n", prevotes, precommits);
+    printf("%-10s %-10s %-8s %8s %7s %9s\n", "validator", "city", "state", "height", "missed",
+           "proposed");
+    size_t i;
+    const json_t *v;
+    json_array_foreach(json_object_get(s, "validators"), i, v)
+    {
+        const json_t *online = json_object_get(v, "online");
+        printf("%-10s %-10s %-8s %8s %7s %9s\n", cli_jstr(v, "name", "?"), cli_jstr(v, "city", "-"),
+               json_is_true(online) ? "online" : "OFFLINE", scalar_text(v, "height", a, sizeof a),
+               scalar_text(v, "missed_recent", b, sizeof b), scalar_text(v, "proposed", c, sizeof c));
+    }
+    const json_t *mempool = json_object_get(s, "mempool");
+    printf("\nmempool %s / %s\n", scalar_text(mempool, "size", a, sizeof a),
+           scalar_text(mempool, "max", b, sizeof b));
+}
+
+static volatile sig_atomic_t watch_stop;
+
+static void on_watch_signal(int sig)
+{
+    (void)sig;
+    watch_stop = 1;
+}
+
+/* Redraws until SIGINT or SIGTERM, then exits 0: a watch ends by being stopped. */
+static int watch_status(const char *node, uint32_t interval_ms)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_watch_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    while (!watch_stop) {
+        cli_reply r;
+        printf("\033[H\033[2J");
+        if (cli_get_json(node, "/v1/status", false, &r) == 0) {
+            print_watch(r.json);
+            cli_reply_free(&r);
+        } else {
+            printf("node %s unreachable; retrying\n", node);
+        }
+        fflush(stdout);
+        struct timespec ts = {interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return CLI_EXIT_OK;
+}
+
 int cmd_status(int argc, char **argv)
 {
-    query_args q = {0};
-    int rc = parse_query(argc, argv, status_usage, status_help, false, false, &q);
-    if (rc != PARSED) return rc;
+    static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"watch", no_argument, NULL, 'w'},
+                                         {"interval", required_argument, NULL, 'i'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    char node[CLI_URL_MAX];
+    bool json = false, watch = false;
+    uint64_t interval_ms = 1000;
+    snprintf(node, sizeof node, "%s", CLI_NODE_DEFAULT);
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': return cli_help(status_help);
+        case 'j': json = true; break;
+        case 'w': watch = true; break;
+        case 'i':
+            if (cli_parse_u64(optarg, 100, 3600000, &interval_ms))
+                return cli_usage_error(status_usage, "--interval must be 100..3600000 ms");
+            break;
+        case 'n':
+            if (cli_parse_node(optarg, node))
+                return cli_usage_error(status_usage, "--node must be an http:// or https:// URL");
+            break;
+        default: return cli_bad_option(c, argv, status_usage);
+        }
+    }
+    if (optind != argc) return cli_usage_error(status_usage, "unexpected argument '%s'", argv[optind]);
+    if (watch && json) return cli_usage_error(status_usage, "--watch and --json do not go together");
+    if (watch) return watch_status(node, (uint32_t)interval_ms);
     cli_reply r;
-    if (cli_get_json(q.node, "/v1/status", q.json, &r)) return CLI_EXIT_FAIL;
-    if (!q.json) print_status(r.json);
+    if (cli_get_json(node, "/v1/status", json, &r)) return CLI_EXIT_FAIL;
+    if (!json) print_status(r.json);
     cli_reply_free(&r);
     return CLI_EXIT_OK;
 }
