@@ -68,7 +68,8 @@
     X(CLOSED, "closed", "connection or service is closed")                           \
     X(TIMEOUT, "timeout", "timed out")                                               \
     X(DOUBLESIGN, "double_sign", "refusing to sign a conflicting vote")              \
-    X(BUSY, "busy", "resource is busy, retry later")
+    X(BUSY, "busy", "resource is busy, retry later")                                 \
+    X(METHOD, "method_not_allowed", "method not allowed on this route")
 
 enum {
     KN_OK = 0,

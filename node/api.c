@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define API_JSON "application/json"
 
@@ -73,13 +74,30 @@ void node__api_committed(net_http_req *req, const uint8_t id[KN_HASH_BYTES],
 
 /* ---------------------------------------------------------------- handlers */
 
+/* True when the query string holds exactly the parameter "name=value". */
+static bool query_has(const char *query, const char *param)
+{
+    size_t n = strlen(param);
+    for (const char *p = query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL)
+        if (strncmp(p, param, n) == 0 && (p[n] == '\0' || p[n] == '&')) return true;
+    return false;
+}
+
+/* A decimal height with nothing else around it. */
+static bool parse_height(const char *s, uint64_t *out)
+{
+    if (!*s || strlen(s) > 19 || strspn(s, "0123456789") != strlen(s)) return false;
+    *out = strtoull(s, NULL, 10);
+    return true;
+}
+
 static void post_txs(node *n, net_http_req *req)
 {
     size_t len;
     const uint8_t *body = net_http_body(req, &len);
-    bool wait = strstr(net_http_query(req), "wait=commit") != NULL;
+    bool wait = query_has(net_http_query(req), "wait=commit");
     const char *type = net_http_header(req, "content-type");
-    if (type && strncmp(type, "application/msgpack", 19) == 0) {
+    if (type && strncasecmp(type, "application/msgpack", 19) == 0) {
         node__submit_client(n, req, body, len, wait);
         return;
     }
@@ -211,11 +229,14 @@ static json_t *block_json(node *n, const ledger_block_view *v, json_t *txs, json
 
 static void get_block(node *n, net_http_req *req, store_txn *t, const char *arg)
 {
-    char *end;
-    uint64_t height = strcmp(arg, "latest") == 0 ? n->chain.height : strtoull(arg, &end, 10);
+    uint64_t height = n->chain.height;
     const uint8_t *p, *cp;
     size_t len, clen;
     ledger_block_view v;
+    if (strcmp(arg, "latest") != 0 && !parse_height(arg, &height)) {
+        node__api_error(req, 400, KN_EINVAL, "height must be a decimal number or \"latest\"");
+        return;
+    }
     if (height == 0 || ledger_block_get(t, height, &p, &len) || ledger_cert_get(t, height, &cp, &clen)) {
         node__api_error(req, 404, KN_ENOTFOUND, "no block at that height");
         return;
@@ -372,10 +393,11 @@ static void get_dashboard(node *n, net_http_req *req)
                      node__dashboard_html_len, NULL);
 }
 
-static enum node_api_route route_of(const char *path, bool get, bool post)
+/* The route of a path, whatever the method; post_only routes take POST, the
+ * others GET. */
+static enum node_api_route route_of(const char *path)
 {
-    if (post && strcmp(path, "/v1/txs") == 0) return NODE_ROUTE_TXS_POST;
-    if (!get) return NODE_ROUTE_OTHER;
+    if (strcmp(path, "/v1/txs") == 0) return NODE_ROUTE_TXS_POST;
     if (strcmp(path, "/v1/status") == 0) return NODE_ROUTE_STATUS;
     if (route_arg(path, "/v1/txs/")) return NODE_ROUTE_TXS_GET;
     if (route_arg(path, "/v1/accounts/")) return NODE_ROUTE_ACCOUNTS;
@@ -392,10 +414,21 @@ void node__api_handle(void *ctx, net_http_req *req)
     node *n = ctx;
     api_node = n;
     const char *path = net_http_path(req);
-    bool get = strcmp(net_http_method(req), "GET") == 0;
-    bool post = strcmp(net_http_method(req), "POST") == 0;
-    enum node_api_route route = route_of(path, get, post);
+    const char *method = net_http_method(req);
+    enum node_api_route route = route_of(path);
     n->health.api_requests[route]++;
+    const char *wanted = route == NODE_ROUTE_TXS_POST ? "POST" : "GET";
+    if (route == NODE_ROUTE_OTHER) {
+        node__api_error(req, 404, KN_ENOTFOUND, "no such route");
+        return;
+    }
+    if (strcmp(method, wanted) != 0) {
+        static const char *const allow_get[] = {"allow", "GET", NULL};
+        static const char *const allow_post[] = {"allow", "POST", NULL};
+        node__api_error_headers(req, 405, KN_EMETHOD, NULL,
+                                route == NODE_ROUTE_TXS_POST ? allow_post : allow_get);
+        return;
+    }
     switch (route) {
     case NODE_ROUTE_TXS_POST: post_txs(n, req); break;
     case NODE_ROUTE_STATUS: get_status(n, req); break;
@@ -409,8 +442,6 @@ void node__api_handle(void *ctx, net_http_req *req)
     case NODE_ROUTE_BLOCKS: with_read_txn(n, req, get_block, route_arg(path, "/v1/blocks/")); break;
     case NODE_ROUTE_METRICS: get_metrics(n, req); break;
     case NODE_ROUTE_DASHBOARD: get_dashboard(n, req); break;
-    default:
-        if (!get && !post) node__api_error(req, 405, KN_EINVAL, "method not allowed");
-        else node__api_error(req, 404, KN_ENOTFOUND, "no such route");
+    default: KN_REQUIRE(!"route without a handler");
     }
 }
