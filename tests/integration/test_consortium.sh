@@ -186,6 +186,12 @@ kill -9 "${PIDS[3]}"
 wait "${PIDS[3]}" 2>/dev/null || true
 PIDS[3]=""
 log "killed validator 3"
+NAME3=$(jq -r '.validators[3].name' "$WORK/net/genesis.json")
+online_of() { curl -sf "$(api "$1")/v1/status" | jq -r --arg v "$2" '.validators[] | select(.name == $v) | .online'; }
+is_offline() { [ "$(online_of 0 "$NAME3")" = false ]; }
+wait_for 10 "node 0 to show $NAME3 offline" is_offline
+curl -sf "$(api 0)/metrics" | grep -qx "koinon_validator_online{validator=\"$NAME3\"} 0" ||
+  fail "metrics do not show $NAME3 offline"
 : >"$WORK/submitted.jsonl"
 submit_batch 7 60 012
 h0=$(height_of 0)
@@ -198,3 +204,9 @@ ref=$(ledger_view 0 "$h")
 [ "$(ledger_view 3 "$h")" = "$ref" ] || fail "restarted validator disagrees at height $h"
 wait_for 60 "validator 3 to rejoin consensus" all_at_least $((h + 3)) 0 1 2 3
 log "validator 3 caught up to height $h and rejoined"
+is_online() { [ "$(online_of 0 "$NAME3")" = true ]; }
+wait_for 10 "node 0 to show $NAME3 online again" is_online
+metrics=$(curl -sf "$(api 3)/metrics")
+grep -q '^koinon_height [0-9]' <<<"$metrics" || fail "no koinon_height in /metrics"
+grep -q '^koinon_block_interval_ms_count [1-9]' <<<"$metrics" || fail "no block intervals in /metrics"
+[ "$(curl -sf "$(api 0)/v1/status" | jq '.recent_blocks | length')" -gt 0 ] || fail "no recent blocks in status"
