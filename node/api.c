@@ -163,11 +163,13 @@ static void get_account(node *n, net_http_req *req, store_txn *t, const char *ar
 
 static json_t *currency_json(store_txn *t, const ledger_currency *c)
 {
-    int64_t supply = 0;
+    int64_t supply = 0, holders = 0;
     if (ledger_supply_get(t, c->code, &supply)) supply = 0;
-    return json_pack("{s:s,s:s,s:s,s:i,s:I,s:o,s:I}", "code", c->code, "name", c->name, "city",
-                     c->city, "scale", (int)c->scale, "max_supply", (json_int_t)c->max_supply,
-                     "issuer", hex_json(c->issuer, KN_PK_BYTES), "supply", (json_int_t)supply);
+    if (ledger_holders_get(t, c->code, &holders)) holders = 0;
+    return json_pack("{s:s,s:s,s:s,s:i,s:I,s:o,s:I,s:I}", "code", c->code, "name", c->name,
+                     "city", c->city, "scale", (int)c->scale, "max_supply",
+                     (json_int_t)c->max_supply, "issuer", hex_json(c->issuer, KN_PK_BYTES),
+                     "supply", (json_int_t)supply, "holders", (json_int_t)holders);
 }
 
 typedef struct currencies_ctx {

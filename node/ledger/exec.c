@@ -151,7 +151,8 @@ int ledger_block_execute(store_txn *t, const ledger_block_view *v, const uint8_t
 typedef struct audit_currency {
     char code[LEDGER_CODE_MAX + 1];
     uint64_t max_supply;
-    __int128 held; /* sum of the holders' balances from the scan */
+    __int128 held;    /* sum of the holders' balances from the scan */
+    int64_t positive; /* holders with a balance above zero */
 } audit_currency;
 
 typedef struct audit {
@@ -166,6 +167,7 @@ static void audit_add_currency(void *ctx, const ledger_currency *cur)
     strcpy(a->c[a->n].code, cur->code);
     a->c[a->n].max_supply = cur->max_supply;
     a->c[a->n].held = 0;
+    a->c[a->n].positive = 0;
     a->n++;
 }
 
@@ -192,6 +194,7 @@ static bool audit_balances(store_txn *t, audit *a)
         KN_REQUIRE(kn_r_int(&c, &balance) == 0 && c.left == 0);
         KN_REQUIRE(balance >= 0);
         cur->held += balance;
+        cur->positive += balance > 0;
     }
     store_iter_close(it);
     return store_error(t) == 0;
@@ -213,5 +216,7 @@ void ledger_check_invariants(store_txn *t)
         KN_REQUIRE(holders >= 0 && (__int128)holders == a.c[i].held);
         KN_REQUIRE(issuing == -holders);
         KN_REQUIRE((uint64_t)holders <= a.c[i].max_supply);
+        int64_t count;
+        KN_REQUIRE(ledger_holders_get(t, code, &count) == 0 && count == a.c[i].positive);
     }
 }

@@ -18,10 +18,12 @@
  *                        accounts of one key are one prefix scan. A record exists
  *                        once the key has received the currency (implicit
  *                        accounts); a zero balance keeps its record.
+ *   "n" code          -> number of holder accounts with a positive balance (absent: 0)
  *   "a" pk            -> consortium admin, msgpack true
  * The issuing account is not any key's account: the issuer key may also hold
  * an ordinary "b" balance without the two being confused.
- * Invariant per currency: "i" + "h" == 0 and "h" == sum of its "b" records.
+ * Invariant per currency: "i" + "h" == 0, "h" == sum of its "b" records, and
+ * "n" == the number of its "b" records above zero.
  *
  * STORE_META:
  *   "chain"   -> [height, last_block_id bin32, state_hash bin32, last_time_ms,
@@ -56,6 +58,7 @@
 size_t ledger__key_currency(uint8_t key[LEDGER__KEY_MAX], const char *code);
 size_t ledger__key_issuing(uint8_t key[LEDGER__KEY_MAX], const char *code);
 size_t ledger__key_holders(uint8_t key[LEDGER__KEY_MAX], const char *code);
+size_t ledger__key_holder_count(uint8_t key[LEDGER__KEY_MAX], const char *code);
 size_t ledger__key_balance(uint8_t key[LEDGER__KEY_MAX], const uint8_t pk[KN_PK_BYTES],
                            const char *code);
 

@@ -125,6 +125,8 @@ KN_MUST int ledger_chain_get(store_txn *t, ledger_chain *out);
 KN_MUST int ledger_currency_get(store_txn *t, const char *code, ledger_currency *out);
 /* Circulating supply: minus the issuing account's balance. */
 KN_MUST int ledger_supply_get(store_txn *t, const char *code, int64_t *supply);
+/* Holder accounts with a positive balance; KN_ENOCURRENCY for an unknown code. */
+KN_MUST int ledger_holders_get(store_txn *t, const char *code, int64_t *holders);
 /* An absent account has balance 0 (returns 0); KN_ENOCURRENCY for an unknown code. */
 KN_MUST int ledger_balance_get(store_txn *t, const char *code, const uint8_t pk[KN_PK_BYTES],
                                int64_t *balance);

@@ -19,10 +19,11 @@
 
 #include "node/ledger/internal.h"
 
-/* Per operation at most: two balances, the issuing account, the holders' total. */
-#define OVERLAY_MAX (4 * LEDGER_OPS_MAX)
+/* Per operation at most: two balances, the issuing account, the holders' total,
+ * and the holder count of its currency. */
+#define OVERLAY_MAX (5 * LEDGER_OPS_MAX)
 
-enum entry_kind { ENTRY_BALANCE = 1, ENTRY_ISSUING, ENTRY_HOLDERS };
+enum entry_kind { ENTRY_BALANCE = 1, ENTRY_ISSUING, ENTRY_HOLDERS, ENTRY_COUNT };
 
 typedef struct entry {
     uint8_t kind;
@@ -46,6 +47,7 @@ static size_t entry_key(uint8_t key[LEDGER__KEY_MAX], uint8_t kind, const char *
     case ENTRY_BALANCE: return ledger__key_balance(key, pk, code);
     case ENTRY_ISSUING: return ledger__key_issuing(key, code);
     case ENTRY_HOLDERS: return ledger__key_holders(key, code);
+    case ENTRY_COUNT: return ledger__key_holder_count(key, code);
     default: KN_REQUIRE(!"unknown overlay entry kind");
     }
 }
@@ -164,15 +166,37 @@ static void check_conservation(const overlay *ov)
             KN_REQUIRE(e->kind != ENTRY_BALANCE || e->after >= 0);
             if (e->kind == ENTRY_BALANCE) balances += delta;
             else if (e->kind == ENTRY_HOLDERS) holders += delta;
-            else issuing += delta;
+            else if (e->kind == ENTRY_ISSUING) issuing += delta;
         }
         KN_REQUIRE(balances == holders && issuing == -holders);
     }
 }
 
-static int flush(store_txn *t, ledger__exec *ex, const overlay *ov)
+/* Keeps each currency's count of holders with a positive balance: a balance
+ * that rises from zero adds one, one that falls to zero removes one. */
+static int count_holders(store_txn *t, overlay *ov)
+{
+    uint32_t n = ov->n; /* entries added below are counts, not balances */
+    for (uint32_t i = 0; i < n; i++) {
+        const entry *e = &ov->e[i];
+        if (e->kind != ENTRY_BALANCE || (e->before > 0) == (e->after > 0)) continue;
+        char code[LEDGER_CODE_MAX + 1];
+        strcpy(code, e->code);
+        int64_t change = e->after > 0 ? 1 : -1;
+        entry *count;
+        int rc = load(t, ov, ENTRY_COUNT, code, NULL, &count);
+        if (rc) return rc;
+        KN_REQUIRE(count->after + change >= 0);
+        set(count, count->after + change);
+    }
+    return 0;
+}
+
+static int flush(store_txn *t, ledger__exec *ex, overlay *ov)
 {
     check_conservation(ov);
+    int rc = count_holders(t, ov);
+    if (rc) return rc;
     kn_buf val = {0};
     kn_buf_reserve(&val, 16);
     for (uint32_t i = 0; i < ov->n; i++) {

@@ -48,6 +48,11 @@ size_t ledger__key_holders(uint8_t key[LEDGER__KEY_MAX], const char *code)
     return code_key(key, 'h', code);
 }
 
+size_t ledger__key_holder_count(uint8_t key[LEDGER__KEY_MAX], const char *code)
+{
+    return code_key(key, 'n', code);
+}
+
 size_t ledger__key_balance(uint8_t key[LEDGER__KEY_MAX], const uint8_t pk[KN_PK_BYTES],
                            const char *code)
 {
@@ -159,6 +164,17 @@ int ledger_supply_get(store_txn *t, const char *code, int64_t *supply)
     KN_REQUIRE(issuing <= 0 && issuing != INT64_MIN);
     *supply = -issuing;
     return 0;
+}
+
+int ledger_holders_get(store_txn *t, const char *code, int64_t *holders)
+{
+    int64_t supply;
+    int rc = ledger_supply_get(t, code, &supply);
+    if (rc) return rc;
+    uint8_t key[LEDGER__KEY_MAX];
+    rc = ledger__get_amount(t, key, ledger__key_holder_count(key, code), holders);
+    if (rc == KN_ENOTFOUND) *holders = 0;
+    return rc == KN_ENOTFOUND ? 0 : rc;
 }
 
 int ledger_balance_get(store_txn *t, const char *code, const uint8_t pk[KN_PK_BYTES],
