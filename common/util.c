@@ -116,8 +116,9 @@ static enum kn_log_level min_for(const char *module)
     return log_min;
 }
 
-/* The caller's pairs arrive as "k=v k2=v2"; in JSON mode they are rewritten as
- * string members, which is enough for log shippers to index them. */
+/* The caller's pairs arrive as `k=v k2="v two"`; in JSON mode each becomes a
+ * string member, which is what log shippers index. Values are quoted when they
+ * hold spaces and never hold quotes or backslashes themselves. */
 static void emit_json_pairs(FILE *f, const char *pairs)
 {
     const char *p = pairs;
@@ -125,10 +126,17 @@ static void emit_json_pairs(FILE *f, const char *pairs)
         while (*p == ' ') p++;
         const char *eq = strchr(p, '=');
         if (!eq) break;
-        const char *end = strchr(eq, ' ');
-        if (!end) end = eq + strlen(eq);
-        fprintf(f, ",\"%.*s\":\"%.*s\"", (int)(eq - p), p, (int)(end - eq - 1), eq + 1);
-        p = end;
+        const char *value = eq + 1, *end;
+        if (*value == '"') {
+            value++;
+            end = strchr(value, '"');
+            if (!end) end = value + strlen(value);
+        } else {
+            end = strchr(value, ' ');
+            if (!end) end = value + strlen(value);
+        }
+        fprintf(f, ",\"%.*s\":\"%.*s\"", (int)(eq - p), p, (int)(end - value), value);
+        p = *end == '"' ? end + 1 : end;
     }
 }
 

@@ -656,9 +656,34 @@ int node__driver_start(node *n)
     return 0;
 }
 
+#define STALL_WARN_MS 10000 /* no commit for this long is a stall worth a log line */
+
+/* Logs a stall once per height (and again every STALL_WARN_MS): where
+ * consensus is, and which validators it has not heard from in this round. */
+static void warn_stall(node *n, uint64_t now_mono_ms)
+{
+    if (now_mono_ms - n->last_commit_mono_ms < STALL_WARN_MS ||
+        now_mono_ms - n->last_stall_log_ms < STALL_WARN_MS)
+        return;
+    n->last_stall_log_ms = now_mono_ms;
+    char offline[512], no_prevote[512];
+    uint64_t online = 0;
+    for (uint32_t i = 0; i < n->cfg->valset.n; i++)
+        if (node__peer_online(n, i)) online |= 1ull << i;
+    missing_names(n, online, offline, sizeof offline);
+    missing_names(n, cons_voted_mask(n->cons, CONS_PREVOTE), no_prevote, sizeof no_prevote);
+    KN_WARN("cons", "consensus stalled",
+            "height=%llu round=%u step=%s since_ms=%llu offline=%s not_prevoted=%s",
+            (unsigned long long)cons_height(n->cons), cons_round(n->cons),
+            cons_step_name(cons_step(n->cons)),
+            (unsigned long long)(now_mono_ms - n->last_commit_mono_ms),
+            offline[0] ? offline : "-", no_prevote[0] ? no_prevote : "-");
+}
+
 void node__driver_tick(node *n, uint64_t now_mono_ms)
 {
     node__maybe_build(n);
+    warn_stall(n, now_mono_ms);
     /* Messages lost on a dropped link are not retransmitted by it: while the
      * height stalls, repeat what we said in it. */
     if (now_mono_ms - n->last_commit_mono_ms < 2u * n->cfg->heartbeat_ms) return;

@@ -219,6 +219,7 @@ typedef struct node {
     uint32_t n_future;
     uint64_t last_repeat_ms;
     uint64_t last_status_ms;
+    uint64_t last_stall_log_ms;
     struct cons_timer *timers;
     bool check_invariants; /* full ledger scan after every block */
 

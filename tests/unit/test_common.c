@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "common/common.h"
 
 static void roundtrip_uints(void **state)
@@ -151,6 +153,46 @@ static void log_module_switches(void **state)
     assert_int_equal(kn_log_level_parse("warning", 7, &level), KN_EINVAL);
 }
 
+/* One JSON object per line, with the caller's pairs as members. */
+static void log_lines_are_json(void **state)
+{
+    char path[] = "/tmp/koinon-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    kn_log_setup(KN_LOG_INFO, true);
+    KN_WARN("cons", "round change", "height=%d reason=\"%s\" waiting_for=%s", 7,
+            "no proposal in time", "athens");
+    KN_DEBUG("cons", "hidden", "x=%d", 1); /* below the level: not written */
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    kn_log_setup(KN_LOG_INFO, false);
+
+    json_error_t err;
+    json_t *line = json_load_file(path, JSON_DISABLE_EOF_CHECK, &err);
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "level")), "warn");
+    assert_string_equal(json_string_value(json_object_get(line, "mod")), "cons");
+    assert_string_equal(json_string_value(json_object_get(line, "msg")), "round change");
+    assert_string_equal(json_string_value(json_object_get(line, "height")), "7");
+    assert_string_equal(json_string_value(json_object_get(line, "reason")), "no proposal in time");
+    assert_string_equal(json_string_value(json_object_get(line, "waiting_for")), "athens");
+    json_decref(line);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    char text[1024] = {0};
+    FILE *f = fopen(path, "r");
+    assert_true(fread(text, 1, sizeof text - 1, f) > 0);
+    fclose(f);
+    assert_null(strstr(text, "hidden"));
+    assert_non_null(strchr(text, '\n'));
+    assert_null(strchr(strchr(text, '\n') + 1, '\n')); /* exactly one line */
+    unlink(path);
+}
+
 int main(void)
 {
     if (kn_crypto_init()) return 1;
@@ -159,6 +201,7 @@ int main(void)
         cmocka_unit_test(rejects_long_forms),   cmocka_unit_test(rejects_truncation),
         cmocka_unit_test(signature_binds_everything), cmocka_unit_test(error_names_roundtrip),
         cmocka_unit_test(keyfile_roundtrip),     cmocka_unit_test(log_module_switches),
+        cmocka_unit_test(log_lines_are_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
