@@ -19,17 +19,17 @@ void node__send_status(node *n, uint32_t peer_or_all)
     kn_buf_free(&msg);
 }
 
-/* Asks the most advanced peer for the blocks after our tip. */
+/* Asks a peer that is ahead for the blocks after our tip. Peers take turns, so
+ * one that lies about its height or serves nothing cannot keep us waiting. */
 static void ask_blocks(node *n)
 {
-    uint32_t best = CONS_NO_VALIDATOR;
-    uint64_t best_height = n->chain.height;
-    for (uint32_t i = 0; i < n->cfg->valset.n; i++)
-        if (i != n->cfg->self && n->peer[i].up && n->peer[i].height > best_height) {
-            best = i;
-            best_height = n->peer[i].height;
-        }
+    uint32_t nv = n->cfg->valset.n, best = CONS_NO_VALIDATOR;
+    for (uint32_t k = 1; k <= nv && best == CONS_NO_VALIDATOR; k++) {
+        uint32_t i = (n->catchup_peer + k) % nv;
+        if (i != n->cfg->self && n->peer[i].up && n->peer[i].height > n->chain.height) best = i;
+    }
     if (best == CONS_NO_VALIDATOR) return;
+    uint64_t best_height = n->peer[best].height;
     kn_buf msg = {0};
     kn_w_array(&msg, 3);
     kn_w_uint(&msg, NODE_MSG_GET_BLOCKS);
@@ -37,7 +37,8 @@ static void ask_blocks(node *n)
     kn_w_uint(&msg, NODE_CATCHUP_BLOCKS_MAX);
     if (node__send(n, best, &msg) == 0) {
         n->catchup_asked_ms = kn_mono_ms();
-        n->catchup_until = best_height;
+        n->catchup_peer = best;
+        n->catchup_open = true;
         KN_INFO("sync", "catching up", "from=%llu peer_height=%llu peer=%s",
                 (unsigned long long)n->chain.height + 1, (unsigned long long)best_height,
                 n->cfg->validators[best].name);
@@ -108,17 +109,20 @@ void node__on_get_blocks_msg(node *n, uint32_t peer, kn_cur *c)
     kn_buf_free(&body);
 }
 
-/* Verifies one fetched block and its certificate, then applies it. Returns
- * ALREADY_HAVE for a height committed since the request went out. */
-#define ALREADY_HAVE 1
+/* Verifies one fetched block and its certificate, then applies it. A height
+ * committed since the request went out is skipped (*skipped set, 0 returned). */
 
 static int apply_fetched(node *n, const uint8_t *block, size_t block_len, const uint8_t *cert_p,
-                         size_t cert_len)
+                         size_t cert_len, bool *skipped)
 {
+    *skipped = false;
     kn_cur c = kn_cur_make(cert_p, cert_len);
     cons_cert cert;
     if (cons_cert_decode(&c, &cert) || c.left) return KN_EBADCERT;
-    if (cert.height <= n->chain.height) return ALREADY_HAVE; /* committed meanwhile */
+    if (cert.height <= n->chain.height) {
+        *skipped = true;
+        return 0;
+    }
     if (cert.height != n->chain.height + 1) return KN_EBADCERT;
     int rc = cons_cert_verify(&cert, &n->cfg->valset, n->chain_id);
     if (rc) return rc;
@@ -132,7 +136,9 @@ static int apply_fetched(node *n, const uint8_t *block, size_t block_len, const 
 void node__on_blocks_msg(node *n, uint32_t peer, kn_cur *c)
 {
     uint32_t count, applied = 0;
-    if (kn_r_array(c, &count)) return;
+    /* Only the answer to our open request counts. */
+    if (!n->catchup_open || peer != n->catchup_peer || kn_r_array(c, &count)) return;
+    n->catchup_open = false;
     int rc = 0;
     for (uint32_t i = 0; i < count && !rc; i++) {
         uint32_t pair;
@@ -143,19 +149,25 @@ void node__on_blocks_msg(node *n, uint32_t peer, kn_cur *c)
             rc = KN_EDECODE;
             break;
         }
-        rc = apply_fetched(n, block, block_len, cert, cert_len);
-        if (rc == ALREADY_HAVE) rc = 0;
-        else if (!rc) applied++;
+        bool skipped;
+        rc = apply_fetched(n, block, block_len, cert, cert_len, &skipped);
+        if (!rc && !skipped) applied++;
     }
     if (rc)
         KN_WARN("sync", "rejected fetched block", "peer=%s height=%llu err=%s",
                 n->cfg->validators[peer].name, (unsigned long long)n->chain.height + 1,
                 kn_strerror(rc));
-    n->catchup_asked_ms = 0;
     if (applied) {
         KN_INFO("sync", "applied fetched blocks", "count=%u height=%llu", applied,
                 (unsigned long long)n->chain.height);
         node__restart_consensus(n);
     }
-    if (!rc && behind(n, 1)) ask_blocks(n);
+    if (rc || !applied) {
+        /* It served nothing usable: believe it is no further than we are until
+         * it says otherwise, and let the retry go to another peer. */
+        n->peer[peer].height = n->chain.height;
+        return;
+    }
+    n->catchup_asked_ms = 0;
+    if (behind(n, 1)) ask_blocks(n);
 }

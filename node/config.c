@@ -180,6 +180,13 @@ static int load_limits(json_t *root, node_config *cfg)
         if (f->u32) *f->u32 = (uint32_t)v;
         else *f->u64 = v;
     }
+    if (cfg->heartbeat_ms >= cfg->timeouts.timeout_propose_ms) {
+        /* Validators would give up on a proposer that is only waiting for its
+         * heartbeat, and every empty block would cost a round change. */
+        KN_ERROR("config", "heartbeat_ms must be below timeout_propose_ms", "heartbeat_ms=%u timeout_propose_ms=%u",
+                 cfg->heartbeat_ms, cfg->timeouts.timeout_propose_ms);
+        return KN_ECONFIG;
+    }
     cfg->map_size_bytes = map_size_mb << 20;
     cfg->api_body_max_bytes = (size_t)body_max;
     return 0;

@@ -108,9 +108,10 @@ static int persist_safety(node *n, const node__signed *last)
     return rc;
 }
 
-/* Marks the actions the guard refuses (kind 0) and persists before speech.
- * Returns false when nothing may be said (the store failed). */
-static bool prepare_speech(node *n, cons_actions *acts)
+/* Persists before speech, and marks the actions that may not be carried out
+ * (kind 0): those the signing guard refuses, and every broadcast when the
+ * safety state could not be made durable. */
+static void prepare_speech(node *n, cons_actions *acts)
 {
     node__signed last = n->last_signed;
     bool speaks = false;
@@ -129,15 +130,18 @@ static bool prepare_speech(node *n, cons_actions *acts)
         last = next;
         speaks = true;
     }
-    if (!speaks) return true;
+    if (!speaks) return;
     int rc = persist_safety(n, &last);
     if (rc) {
         KN_ERROR("cons", "cannot persist safety state: staying silent", "err=%s",
                  kn_strerror(rc));
-        return false;
+        for (uint32_t i = 0; i < acts->n; i++)
+            if (acts->a[i].kind == CONS_ACT_BROADCAST_PROPOSAL ||
+                acts->a[i].kind == CONS_ACT_BROADCAST_VOTE)
+                acts->a[i].kind = 0;
+        return;
     }
     n->last_signed = last;
-    return true;
 }
 
 /* ---------------------------------------------------------------- proposals cache */
@@ -150,21 +154,44 @@ static node__proposal *proposal_find(node *n, const uint8_t id[KN_HASH_BYTES])
     return NULL;
 }
 
-static void proposal_keep(node *n, const uint8_t id[KN_HASH_BYTES], const uint8_t *p, size_t len)
+static node__proposal *proposal_of_round(node *n, uint32_t round)
 {
-    if (proposal_find(n, id)) return;
-    node__proposal *slot = &n->proposals[0];
     for (int i = 0; i < NODE_PROPOSALS_MAX; i++)
-        if (!n->proposals[i].used) {
-            slot = &n->proposals[i];
-            break;
-        }
-    /* Full: reuse the first slot. More distinct proposals than this in one
-     * height can only come from a faulty proposer; the core needs the value
-     * again only with a quorum behind it, and catch-up can fetch it then. */
+        if (n->proposals[i].used && n->proposals[i].round == round) return &n->proposals[i];
+    return NULL;
+}
+
+/* A slot for a new round's block: a free one, else the oldest round before the
+ * current one that holds neither the locked nor the valid value. NULL when every
+ * block kept may still be decided. */
+static node__proposal *proposal_slot(node *n)
+{
+    cons_safety s;
+    cons_safety_get(n->cons, &s);
+    node__proposal *oldest = NULL;
+    for (int i = 0; i < NODE_PROPOSALS_MAX; i++) {
+        node__proposal *p = &n->proposals[i];
+        if (!p->used) return p;
+        bool needed = p->round >= cons_round(n->cons) ||
+                      (s.locked_round >= 0 && memcmp(p->block_id, s.locked_block, KN_HASH_BYTES) == 0) ||
+                      (s.valid_round >= 0 && memcmp(p->block_id, s.valid_block, KN_HASH_BYTES) == 0);
+        if (!needed && (!oldest || p->round < oldest->round)) oldest = p;
+    }
+    return oldest;
+}
+
+/* Keeps the block proposed in a round: one block per round, the first one (the
+ * core, too, takes only the first proposal of a round). */
+static void proposal_keep(node *n, uint32_t round, const uint8_t id[KN_HASH_BYTES],
+                          const uint8_t *p, size_t len)
+{
+    if (proposal_find(n, id) || proposal_of_round(n, round)) return;
+    node__proposal *slot = proposal_slot(n);
+    if (!slot) return;
     kn_buf_reset(&slot->block);
     kn_buf_append(&slot->block, p, len);
     memcpy(slot->block_id, id, KN_HASH_BYTES);
+    slot->round = round;
     slot->used = true;
 }
 
@@ -294,7 +321,14 @@ static void commit_decided(node *n, const cons_action *a)
 {
     node__proposal *prop = proposal_find(n, a->u.commit.block_id);
     cons_cert cert;
-    KN_REQUIRE(prop != NULL); /* the core decides only on a proposal it was given */
+    if (!prop) {
+        /* The core decides only on a proposal it was given, but the block may
+         * have left the cache; peers that committed it will serve it. */
+        KN_ERROR("cons", "decided block is not cached: fetching it from peers", "height=%llu",
+                 (unsigned long long)a->u.commit.height);
+        n->catchup_asked_ms = 0;
+        return;
+    }
     KN_REQUIRE(cons_commit_cert(n->cons, &cert) == 0);
     kn_buf cert_bytes = {0}, block = {0};
     cons_cert_encode(&cert, &cert_bytes);
@@ -310,9 +344,15 @@ static void commit_decided(node *n, const cons_action *a)
 
 static void run_actions(node *n, cons_actions *acts)
 {
-    if (n->stopping || !prepare_speech(n, acts)) return;
+    if (n->stopping) return;
+    prepare_speech(n, acts);
+    uint64_t height = cons_height(n->cons);
     for (uint32_t i = 0; i < acts->n; i++) {
         cons_action *a = &acts->a[i];
+        /* An earlier action may have led to a commit (through our own vote fed
+         * back); what this list still says for the old height is moot. */
+        bool speech = a->kind == CONS_ACT_BROADCAST_PROPOSAL || a->kind == CONS_ACT_BROADCAST_VOTE;
+        if (n->stopping || (speech && cons_height(n->cons) != height)) continue;
         switch (a->kind) {
         case CONS_ACT_BROADCAST_PROPOSAL: speak_proposal(n, &a->u.proposal); break;
         case CONS_ACT_BROADCAST_VOTE: speak_vote(n, &a->u.vote); break;
@@ -390,7 +430,7 @@ static void build_value(node *n)
     if (t) store_abort(t);
     free(txs);
     free(ids);
-    proposal_keep(n, block_id, block.data, block.len);
+    proposal_keep(n, n->value_round, block_id, block.data, block.len);
     kn_buf_free(&block);
 
     n->value_pending = false;
@@ -402,7 +442,7 @@ static void build_value(node *n)
 void node__maybe_build(node *n)
 {
     if (!n->value_pending || n->stopping) return;
-    if (n->value_height != cons_height(n->cons)) {
+    if (n->value_height != cons_height(n->cons) || n->value_round != cons_round(n->cons)) {
         n->value_pending = false;
         return;
     }
@@ -422,8 +462,10 @@ static int check_txs(node *n, const ledger_block_view *v, uint8_t (*ids)[KN_HASH
         int rc = ledger_tx_decode(v->txs[i].p, v->txs[i].n, &tx);
         if (rc) return KN_EBADBLOCK;
         memcpy(ids[i], tx.id, KN_HASH_BYTES);
-        /* The mempool holds only transactions whose signatures were checked. */
-        if (node__mempool_find(&n->mempool, tx.id)) continue;
+        /* The mempool holds only transactions whose signatures were checked;
+         * the id covers the body alone, so the bytes must match too. */
+        node__mp_entry *e = node__mempool_find(&n->mempool, tx.id);
+        if (e && e->len == v->txs[i].n && memcmp(e->bytes, v->txs[i].p, e->len) == 0) continue;
         if (ledger_tx_verify(&tx, n->chain_id)) return KN_EBADBLOCK;
     }
     return 0;
@@ -452,16 +494,33 @@ int node__check_block(node *n, const uint8_t *block, size_t len,
     return 0;
 }
 
-/* Keeps a message for the next height, to be replayed when it starts: peers
- * that committed a moment before us are already voting in it. */
-static void keep_future(node *n, uint8_t type, uint32_t peer, kn_cur whole)
+/* Keeps a verified message for the next height, to be replayed when it starts:
+ * peers that committed a moment before us are already voting in it. One entry
+ * per (kind, validator, round, vote type), so repeats replace rather than pile
+ * up, and a byte budget besides the count. */
+static void keep_future(node *n, uint8_t type, uint32_t validator, uint32_t round, uint8_t vote_type,
+                        kn_cur whole)
 {
-    if (n->n_future >= NODE_FUTURE_MAX) return;
-    kn_buf *b = &n->future[n->n_future++];
-    kn_buf_reset(b);
-    uint8_t head[2] = {type, (uint8_t)peer};
-    kn_buf_append(b, head, sizeof head);
-    kn_buf_append(b, whole.p, whole.left);
+    node__future *f = NULL;
+    for (uint32_t i = 0; i < n->n_future && !f; i++) {
+        node__future *e = &n->future[i];
+        if (e->type == type && e->validator == validator && e->round == round &&
+            e->vote_type == vote_type)
+            f = e;
+    }
+    size_t old = f ? f->msg.len : 0;
+    if (n->future_bytes - old + whole.left > NODE_FUTURE_BYTES_MAX) return;
+    if (!f) {
+        if (n->n_future >= NODE_FUTURE_MAX) return;
+        f = &n->future[n->n_future++];
+        f->type = type;
+        f->validator = validator;
+        f->round = round;
+        f->vote_type = vote_type;
+    }
+    n->future_bytes = n->future_bytes - old + whole.left;
+    kn_buf_reset(&f->msg);
+    kn_buf_append(&f->msg, whole.p, whole.left);
 }
 
 void node__on_proposal_msg(node *n, uint32_t peer, kn_cur *c)
@@ -472,21 +531,32 @@ void node__on_proposal_msg(node *n, uint32_t peer, kn_cur *c)
     size_t len;
     if (cons_proposal_decode(c, &p) || kn_r_bin(c, &block, &len)) return;
     uint64_t h = cons_height(n->cons);
-    if (p.height == h + 1) keep_future(n, NODE_MSG_PROPOSAL, peer, whole);
-    if (p.height != h) return;
+    if (p.height != h && p.height != h + 1) return;
+    /* Cheap checks first: only the round's proposer may propose, and only with
+     * its own signature. */
+    if (p.proposer != cons_proposer(&n->cfg->valset, p.height, p.round)) return;
     if (cons_proposal_verify(&p, &n->cfg->valset, n->chain_id)) {
         KN_WARN("cons", "proposal with a bad signature", "peer=%s", n->cfg->validators[peer].name);
         return;
     }
-    uint8_t(*ids)[KN_HASH_BYTES] = NULL;
-    int rc = node__check_block(n, block, len, p.block_id, &ids);
-    free(ids);
-    if (rc)
-        KN_WARN("cons", "invalid proposed block", "peer=%s height=%llu round=%u err=%s",
-                n->cfg->validators[peer].name, (unsigned long long)p.height, p.round,
-                kn_strerror(rc));
-    else
-        proposal_keep(n, p.block_id, block, len);
+    if (p.height == h + 1) {
+        keep_future(n, NODE_MSG_PROPOSAL, p.proposer, p.round, 0, whole);
+        return;
+    }
+    int rc = 0;
+    if (!proposal_find(n, p.block_id)) { /* a repeat of a block already judged is not checked again */
+        node__proposal *same_round = proposal_of_round(n, p.round);
+        if (same_round) return; /* a second block for one round: the core keeps the first */
+        uint8_t(*ids)[KN_HASH_BYTES] = NULL;
+        rc = node__check_block(n, block, len, p.block_id, &ids);
+        free(ids);
+        if (rc)
+            KN_WARN("cons", "invalid proposed block", "peer=%s height=%llu round=%u err=%s",
+                    n->cfg->validators[peer].name, (unsigned long long)p.height, p.round,
+                    kn_strerror(rc));
+        else
+            proposal_keep(n, p.round, p.block_id, block, len);
+    }
     cons_actions acts;
     cons_on_proposal(n->cons, &p, rc == 0, &acts);
     run_actions(n, &acts);
@@ -498,15 +568,18 @@ void node__on_vote_msg(node *n, uint32_t peer, kn_cur *c)
     cons_vote v;
     if (cons_vote_decode(c, &v)) return;
     uint64_t h = cons_height(n->cons);
-    if (v.height == h + 1) keep_future(n, NODE_MSG_VOTE, peer, whole);
     bool late = v.height + 1 == h && v.height == n->chain.height;
-    if (v.height != h && !late) return;
+    if (v.height != h && v.height != h + 1 && !late) return;
     if (cons_vote_verify(&v, &n->cfg->valset, n->chain_id)) {
         KN_WARN("cons", "vote with a bad signature", "peer=%s", n->cfg->validators[peer].name);
         return;
     }
     n->peer[v.validator].vote_height = v.height;
     n->peer[v.validator].vote_round = v.round;
+    if (v.height == h + 1) {
+        keep_future(n, NODE_MSG_VOTE, v.validator, v.round, v.type, whole);
+        return;
+    }
     if (late) {
         node__health_late_precommit(n, &v);
         return;
@@ -516,18 +589,26 @@ void node__on_vote_msg(node *n, uint32_t peer, kn_cur *c)
     run_actions(n, &acts);
 }
 
+/* Replays the kept messages into the height that just started. The buffer is
+ * emptied first: replaying may keep new messages for the height after. */
 static void replay_future(node *n)
 {
     uint32_t count = n->n_future;
+    node__future *pending = malloc(sizeof *pending * (count + 1));
+    KN_REQUIRE(pending != NULL);
+    memcpy(pending, n->future, sizeof *pending * count);
+    memset(n->future, 0, sizeof n->future[0] * count);
     n->n_future = 0;
-    for (uint32_t i = 0; i < count && !n->stopping; i++) {
-        kn_buf msg = n->future[i];
-        n->future[i] = (kn_buf){0};
-        kn_cur c = kn_cur_make(msg.data + 2, msg.len - 2);
-        if (msg.data[0] == NODE_MSG_VOTE) node__on_vote_msg(n, msg.data[1], &c);
-        else node__on_proposal_msg(n, msg.data[1], &c);
-        kn_buf_free(&msg);
+    n->future_bytes = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        kn_cur c = kn_cur_make(pending[i].msg.data, pending[i].msg.len);
+        if (!n->stopping && pending[i].type == NODE_MSG_VOTE)
+            node__on_vote_msg(n, pending[i].validator, &c);
+        else if (!n->stopping)
+            node__on_proposal_msg(n, pending[i].validator, &c);
+        kn_buf_free(&pending[i].msg);
     }
+    free(pending);
 }
 
 /* ---------------------------------------------------------------- commit */
@@ -565,10 +646,10 @@ static int execute(node *n, const ledger_block_view *v, const uint8_t *block, si
     if (n->check_invariants) ledger_check_invariants(t);
     rc = store_commit(t);
     if (rc) return rc;
-    if (!store_begin(n->store, false, &t)) {
-        rc = ledger_chain_get(t, &n->chain);
-        store_abort(t);
-    }
+    rc = store_begin(n->store, false, &t);
+    if (rc) return rc;
+    rc = ledger_chain_get(t, &n->chain);
+    store_abort(t);
     return rc;
 }
 
@@ -600,7 +681,6 @@ int node__commit_block(node *n, const uint8_t *block, size_t block_len, const ui
         node__health_on_commit(n, &v.hdr, cert, cert_len, prev_time_ms);
         count_results(n, (const uint8_t(*)[KN_HASH_BYTES])ids, v.hdr.n_txs);
         KN_REQUIRE(n->chain.height == v.hdr.height);
-        n->committed_txs += v.hdr.n_txs;
         n->last_commit_mono_ms = kn_mono_ms();
         KN_INFO("cons", "block committed", "height=%llu txs=%u",
                 (unsigned long long)v.hdr.height, v.hdr.n_txs);
@@ -702,7 +782,7 @@ void node__driver_stop(node *n)
 {
     for (int i = 0; i < NODE_PROPOSALS_MAX; i++) kn_buf_free(&n->proposals[i].block);
     for (int i = 0; i < 3; i++) kn_buf_free(&n->own_msgs[i]);
-    for (uint32_t i = 0; i < NODE_FUTURE_MAX; i++) kn_buf_free(&n->future[i]);
+    for (uint32_t i = 0; i < NODE_FUTURE_MAX; i++) kn_buf_free(&n->future[i].msg);
     cons_free(n->cons);
     n->cons = NULL;
 }

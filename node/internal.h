@@ -40,6 +40,7 @@ enum node_msg {
 #define NODE_VERIFY_QUEUE_MAX 20000  /* decoded, waiting for a job */
 #define NODE_GOSSIP_BATCH_MAX 1024   /* transactions per TXS message */
 #define NODE_FUTURE_MAX 256          /* early messages kept for the next height */
+#define NODE_FUTURE_BYTES_MAX (32u << 20)
 
 /* ---------------------------------------------------------------- mempool */
 
@@ -94,9 +95,19 @@ struct node__client {
 
 typedef struct node__proposal {
     bool used;
+    uint32_t round;
     uint8_t block_id[KN_HASH_BYTES];
     kn_buf block;
 } node__proposal;
+
+/* A verified proposal or vote for the next height, kept to be replayed. */
+typedef struct node__future {
+    uint8_t type; /* NODE_MSG_PROPOSAL or NODE_MSG_VOTE */
+    uint8_t vote_type;
+    uint32_t validator;
+    uint32_t round;
+    kn_buf msg; /* the message after its type */
+} node__future;
 
 /* The last thing this node signed: it never signs anything earlier, nor
  * anything different for the same (height, round, step). */
@@ -215,8 +226,9 @@ typedef struct node {
     node__proposal proposals[NODE_PROPOSALS_MAX];
     node__signed last_signed;
     kn_buf own_msgs[3]; /* our latest proposal, prevote, precommit at this height */
-    kn_buf future[NODE_FUTURE_MAX]; /* messages for the next height, replayed */
+    node__future future[NODE_FUTURE_MAX]; /* messages for the next height, replayed */
     uint32_t n_future;
+    size_t future_bytes;
     uint64_t last_repeat_ms;
     uint64_t last_status_ms;
     uint64_t last_stall_log_ms;
@@ -226,13 +238,13 @@ typedef struct node {
     /* Catch-up. */
     node__peer_state peer[CONS_VALIDATORS_MAX];
     uint64_t catchup_asked_ms;
-    uint64_t catchup_until;
+    uint32_t catchup_peer; /* asked last; the next request goes to another */
+    bool catchup_open;     /* a request is out and its answer not yet in */
 
     /* Submissions. */
     struct node__verify_queue *vq;
     uint32_t jobs_in_flight;
     node__client *wait_head, *wait_tail;
-    uint64_t committed_txs, rejected_txs;
     node__health health;
 } node;
 

@@ -173,7 +173,8 @@ static void stop(node *n)
     }
     node__driver_close_timers(n);
     while (n->jobs_in_flight > 0) uv_run(&n->loop, UV_RUN_ONCE);
-    for (int i = 0; i < 10; i++) uv_run(&n->loop, UV_RUN_NOWAIT);
+    /* Connections close over a few loop turns; give them a bounded while. */
+    for (int i = 0; i < 200 && uv_loop_alive(&n->loop); i++) uv_run(&n->loop, UV_RUN_NOWAIT);
     node__submit_free(n);
     node__mempool_free(&n->mempool);
     if (n->cons) node__driver_stop(n);
@@ -196,8 +197,9 @@ int node_run(node_config *cfg)
     if (rc) KN_ERROR("node", "cannot start", "err=%s", kn_strerror(rc));
     else uv_run(&n->loop, UV_RUN_DEFAULT);
     stop(n);
-    uv_loop_close(&n->loop);
-    free(n);
+    /* A handle still open would make freeing the node unsafe; the process is
+     * exiting, so leave both to it then. */
+    if (uv_loop_close(&n->loop) == 0) free(n);
     KN_INFO("node", "stopped", "status=%d", rc ? 1 : 0);
     return rc ? 1 : 0;
 }

@@ -14,6 +14,7 @@ typedef struct verify_item {
     uint8_t *bytes;
     uint32_t len;
     node__client *client; /* NULL for a transaction gossiped by a peer */
+    bool local;           /* came from a client: kept after the client is freed */
     int rc;
 } verify_item;
 
@@ -163,6 +164,7 @@ static bool enqueue(node *n, const ledger_tx *tx, const uint8_t *bytes, size_t l
     memcpy(it->bytes, bytes, len);
     it->len = (uint32_t)len;
     it->client = cl;
+    it->local = cl != NULL;
     if (cl) cl->in_job = true;
     q->items++;
     return true;
@@ -179,8 +181,15 @@ static int admit(node *n, store_txn *scratch, verify_item *it, node__mp_entry **
     *out = node__mempool_add(&n->mempool, it->tx.id, it->bytes, it->len, it->tx.expiry_height);
     if (!*out) return KN_EFULL;
     (*out)->admitted_ms = kn_mono_ms();
-    (*out)->local = it->client != NULL;
+    (*out)->local = it->local;
     return 0;
+}
+
+/* 503 with Retry-After: nothing was accepted, the same bytes may come again. */
+static void respond_busy(net_http_req *req, int err)
+{
+    static const char *const retry[] = {"retry-after", "1", NULL};
+    node__api_error_headers(req, 503, err, NULL, retry);
 }
 
 static int status_for(int err)
@@ -204,8 +213,7 @@ static void answer(node *n, verify_item *it, int rc, node__mp_entry *e)
     node__client *cl = it->client;
     cl->in_job = false;
     if (rc == KN_EFULL || rc == KN_ESTORE) {
-        static const char *const retry[] = {"retry-after", "1", NULL};
-        if (cl->req) node__api_error_headers(cl->req, 503, rc, NULL, retry);
+        if (cl->req) respond_busy(cl->req, rc);
         client_free(cl);
     } else if (rc) {
         client_error(cl, status_for(rc), rc);
@@ -229,9 +237,8 @@ static void verify_done(uv_work_t *w, int status)
         node__mp_entry *e = NULL;
         int rc = it->rc ? it->rc : admit(n, scratch, it, &e);
         if (rc) n->health.rejected[node__err_slot(rc)]++;
-        if (rc == 0 && it->client) n_gossip++;
-        if (it->client) answer(n, it, rc, e);
-        if (rc && !it->client) n->rejected_txs++;
+        if (rc == 0 && it->local) n_gossip++;
+        if (it->local) answer(n, it, rc, e); /* frees the client */
     }
     if (scratch) store_abort(scratch);
     if (n_gossip) {
@@ -240,7 +247,7 @@ static void verify_done(uv_work_t *w, int status)
         kn_w_array(&gossip, n_gossip);
         for (uint32_t i = 0; i < job->count; i++) {
             verify_item *it = &job->items[i];
-            if (it->client && it->rc == 0 && node__mempool_find(&n->mempool, it->tx.id))
+            if (it->local && it->rc == 0 && node__mempool_find(&n->mempool, it->tx.id))
                 kn_w_bin(&gossip, it->bytes, it->len);
         }
         node__broadcast(n, &gossip);
@@ -295,8 +302,7 @@ void node__submit_client(node *n, net_http_req *req, const uint8_t *bytes, size_
     net_http_defer(req, client_gone, cl);
     if (answer_known(n, cl, tx.id)) return;
     if (n->mempool.count >= n->mempool.max || !enqueue(n, &tx, bytes, len, cl)) {
-        static const char *const retry[] = {"retry-after", "1", NULL};
-        node__api_error_headers(req, 503, KN_EFULL, NULL, retry);
+        respond_busy(req, KN_EFULL);
         client_free(cl);
         return;
     }

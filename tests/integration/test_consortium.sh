@@ -190,7 +190,7 @@ NAME3=$(jq -r '.validators[3].name' "$WORK/net/genesis.json")
 online_of() { curl -sf "$(api "$1")/v1/status" | jq -r --arg v "$2" '.validators[] | select(.name == $v) | .online'; }
 is_offline() { [ "$(online_of 0 "$NAME3")" = false ]; }
 wait_for 10 "node 0 to show $NAME3 offline" is_offline
-curl -sf "$(api 0)/metrics" | grep -qx "koinon_validator_online{validator=\"$NAME3\"} 0" ||
+grep -qx "koinon_validator_online{validator=\"$NAME3\"} 0" <<<"$(curl -sf "$(api 0)/metrics")" ||
   fail "metrics do not show $NAME3 offline"
 : >"$WORK/submitted.jsonl"
 submit_batch 7 60 012

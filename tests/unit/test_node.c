@@ -162,6 +162,8 @@ static void config_refusals(void **state)
         /* a limit out of range, a wrong type */
         "{" NODE_BASE "\"node_key\":\"key.json\",\"api_listen\":\"127.0.0.1:8\",\"mempool_txs_max\":0}",
         "{" NODE_BASE "\"node_key\":\"key.json\",\"api_listen\":\"127.0.0.1:8\",\"heartbeat_ms\":\"1s\"}",
+        /* a heartbeat that would outlast the propose timeout */
+        "{" NODE_BASE "\"node_key\":\"key.json\",\"api_listen\":\"127.0.0.1:8\",\"heartbeat_ms\":3000,\"timeout_propose_ms\":3000}",
         /* an unknown log level */
         "{" NODE_BASE "\"node_key\":\"key.json\",\"api_listen\":\"127.0.0.1:8\",\"log_level\":\"loud\"}",
         /* a key that is not a validator, a key file that does not exist */
