@@ -202,7 +202,7 @@ CONF="$NET/$NAME_A/node.json"
 # transaction commits, which keeps `--expiry-blocks` (relative to the height)
 # under control for the idempotency check, and lets "height unchanged" prove
 # that a refused transaction committed nothing.
-jq '.log_level = "debug" | .heartbeat_ms = 600000 | .wait_commit_ms = 15000' "$CONF" >"$CONF.new"
+jq '.log_level = "debug" | .heartbeat_ms = 590000 | .timeout_propose_ms = 600000 | .wait_commit_ms = 15000' "$CONF" >"$CONF.new"
 mv "$CONF.new" "$CONF"
 ISSUER="$NET/keys/issuer-svq.json"
 PK_ISSUER=$("$KOINON" pubkey --key "$ISSUER")
