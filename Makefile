@@ -3,8 +3,9 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 VALIDATORS ?= 4
 JOBS ?= 2
+SEEDS ?= 1000
 
-.PHONY: all deps build devnet test clean asan
+.PHONY: all deps build devnet test clean asan sim
 
 all: build
 
@@ -30,3 +31,9 @@ asan: deps
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan
+
+# Deterministic simulation over seeds 1..SEEDS (tests/sim/README.md); replay one
+# seed with $(BUILD_DIR)/bin/koinon_sim --seed S.
+sim: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j$(JOBS) --target koinon_sim
+	TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp ) $(BUILD_DIR)/bin/koinon_sim --seeds 1..$(SEEDS)

@@ -302,6 +302,12 @@ static bool rule_prevote_proposal(cons_state *c)
             return false;
         lock_allows = c->locked_round <= s->pol_round || same_block(c->locked_block, s->block_id);
     }
+#ifdef CONS_PLANTED_BUG_IGNORE_LOCK
+    /* Planted bug, never defined in a real build: exists only so that the
+     * simulator (tests/sim) can prove its agreement checker catches a core
+     * that prevotes against its lock. */
+    lock_allows = true;
+#endif
     cast_vote(c, CONS_PREVOTE, s->proposal_valid && lock_allows ? s->block_id : NULL);
     return true;
 }
@@ -424,6 +430,13 @@ cons_state *cons_new(const cons_valset *vs, uint32_t self, const cons_config *cf
         free(c);
         return NULL;
     }
+#ifdef CONS_PLANTED_BUG_COUNT_VOTES_NOT_POWER
+    /* Planted bug, never defined in a real build: exists only so that the
+     * simulator (tests/sim) can prove its checkers catch a core that counts
+     * heads instead of voting power (the proposer schedule stays weighted). */
+    for (uint32_t i = 0; i < c->vs.n; i++) c->vs.v[i].power = 1;
+    c->vs.total_power = c->vs.n;
+#endif
     c->self = self;
     c->cfg = *cfg;
     c->step = CONS_STEP_PROPOSE;
