@@ -14,6 +14,12 @@
 #include <string.h>
 
 static const char last_signed_key[] = "last_signed";
+/* Every vote signed at the current height, so a restarted node can say again
+ * what it said: its prevotes are part of the proof of lock others may need. */
+static const char own_votes_key[] = "own_votes";
+/* The bytes of the block the core holds as its valid value, so a restarted
+ * proposer can propose it again. */
+static const char valid_block_key[] = "valid_block";
 
 typedef struct cons_timer {
     uv_timer_t handle;
@@ -25,6 +31,8 @@ typedef struct cons_timer {
 } cons_timer;
 
 static void run_actions(node *n, cons_actions *acts);
+static void start_height(node *n);
+static node__proposal *proposal_find(node *n, const uint8_t id[KN_HASH_BYTES]);
 
 /* ---------------------------------------------------------------- signing guard */
 
@@ -88,23 +96,59 @@ static node__signed signed_of(const cons_action *a)
     return s;
 }
 
-/* Writes the core's safety state and the signing record, durably. */
-static int persist_safety(node *n, const node__signed *last)
+/* The own-votes record: [[type, height, round, block | nil]...]: what was
+ * voted, without signatures (Ed25519 signs deterministically, so signing again
+ * after a restart yields the very same votes). */
+static void encode_own_votes(const node *n, const cons_actions *acts, kn_buf *b)
+{
+    uint32_t count = n->n_own_votes;
+    for (uint32_t i = 0; i < acts->n; i++) count += acts->a[i].kind == CONS_ACT_BROADCAST_VOTE;
+    kn_w_array(b, count);
+    for (uint32_t i = 0; i < count; i++) {
+        const cons_vote *v = i < n->n_own_votes ? &n->own_votes[i] : NULL;
+        for (uint32_t j = 0, k = n->n_own_votes; !v && j < acts->n; j++)
+            if (acts->a[j].kind == CONS_ACT_BROADCAST_VOTE && k++ == i) v = &acts->a[j].u.vote;
+        cons_vote_sign_bytes(v, b);
+    }
+}
+
+/* The valid block's bytes, written when the core's valid value changes. */
+static int put_valid_block(node *n, store_txn *t, const cons_safety *s)
+{
+    if (s->valid_round < 0 || memcmp(s->valid_block, n->stored_valid_id, KN_HASH_BYTES) == 0)
+        return 0;
+    node__proposal *prop = proposal_find(n, s->valid_block);
+    if (!prop) return 0;
+    kn_buf b = {0};
+    kn_w_array(&b, 2);
+    kn_w_uint(&b, (uint64_t)s->valid_round);
+    kn_w_bin(&b, prop->block.data, prop->block.len);
+    int rc = store_put(t, STORE_META, valid_block_key, sizeof valid_block_key - 1, b.data, b.len);
+    kn_buf_free(&b);
+    if (!rc) memcpy(n->stored_valid_id, s->valid_block, KN_HASH_BYTES);
+    return rc;
+}
+
+/* Writes the core's safety state, the signing record, the votes of this
+ * height and the valid block, durably and together. */
+static int persist_safety(node *n, const node__signed *last, const cons_actions *acts)
 {
     cons_safety s;
     cons_safety_get(n->cons, &s);
-    kn_buf b = {0};
+    kn_buf b = {0}, votes = {0};
     encode_signed(last, &b);
+    encode_own_votes(n, acts, &votes);
     store_txn *t;
     int rc = store_begin(n->store, true, &t);
-    if (rc == 0) {
-        rc = ledger_safety_put(t, &s);
-        if (rc == 0)
-            rc = store_put(t, STORE_META, last_signed_key, sizeof last_signed_key - 1, b.data,
-                           b.len);
-        rc = rc ? (store_abort(t), rc) : store_commit(t);
-    }
+    if (rc) goto out;
+    rc = ledger_safety_put(t, &s);
+    if (!rc) rc = store_put(t, STORE_META, last_signed_key, sizeof last_signed_key - 1, b.data, b.len);
+    if (!rc) rc = store_put(t, STORE_META, own_votes_key, sizeof own_votes_key - 1, votes.data, votes.len);
+    if (!rc) rc = put_valid_block(n, t, &s);
+    rc = rc ? (store_abort(t), rc) : store_commit(t);
+out:
     kn_buf_free(&b);
+    kn_buf_free(&votes);
     return rc;
 }
 
@@ -131,7 +175,7 @@ static void prepare_speech(node *n, cons_actions *acts)
         speaks = true;
     }
     if (!speaks) return;
-    int rc = persist_safety(n, &last);
+    int rc = persist_safety(n, &last, acts);
     if (rc) {
         KN_ERROR("cons", "cannot persist safety state: staying silent", "err=%s",
                  kn_strerror(rc));
@@ -198,7 +242,8 @@ static void proposal_keep(node *n, uint32_t round, const uint8_t id[KN_HASH_BYTE
 static void proposals_clear(node *n)
 {
     for (int i = 0; i < NODE_PROPOSALS_MAX; i++) n->proposals[i].used = false;
-    for (int i = 0; i < 3; i++) kn_buf_reset(&n->own_msgs[i]);
+    kn_buf_reset(&n->own_proposal);
+    n->n_own_votes = 0;
 }
 
 /* ---------------------------------------------------------------- actions */
@@ -289,7 +334,7 @@ static void speak_proposal(node *n, cons_proposal *p)
         return;
     }
     cons_proposal_sign(p, &n->cfg->key, n->chain_id);
-    kn_buf *msg = &n->own_msgs[0];
+    kn_buf *msg = &n->own_proposal;
     kn_buf_reset(msg);
     kn_w_array(msg, 3);
     kn_w_uint(msg, NODE_MSG_PROPOSAL);
@@ -303,15 +348,32 @@ static void speak_proposal(node *n, cons_proposal *p)
     run_actions(n, &acts);
 }
 
-static void speak_vote(node *n, cons_vote *v)
+static void vote_msg(const cons_vote *v, kn_buf *msg)
 {
-    cons_vote_sign(v, &n->cfg->key, n->chain_id);
-    kn_buf *msg = &n->own_msgs[v->type == CONS_PREVOTE ? 1 : 2];
     kn_buf_reset(msg);
     kn_w_array(msg, 2);
     kn_w_uint(msg, NODE_MSG_VOTE);
     cons_vote_encode(v, msg);
-    node__broadcast(n, msg);
+}
+
+/* Remembers a signed vote of this height (the oldest goes when full). */
+static void keep_own_vote(node *n, const cons_vote *v)
+{
+    if (n->n_own_votes == NODE_OWN_VOTES_MAX) {
+        memmove(&n->own_votes[0], &n->own_votes[1], sizeof n->own_votes[0] * (NODE_OWN_VOTES_MAX - 1));
+        n->n_own_votes--;
+    }
+    n->own_votes[n->n_own_votes++] = *v;
+}
+
+static void speak_vote(node *n, cons_vote *v)
+{
+    cons_vote_sign(v, &n->cfg->key, n->chain_id);
+    keep_own_vote(n, v);
+    kn_buf msg = {0};
+    vote_msg(v, &msg);
+    node__broadcast(n, &msg);
+    kn_buf_free(&msg);
     cons_actions acts;
     cons_on_vote(n->cons, v, &acts);
     run_actions(n, &acts);
@@ -696,6 +758,11 @@ int node__commit_block(node *n, const uint8_t *block, size_t block_len, const ui
 void node__restart_consensus(node *n)
 {
     proposals_clear(n);
+    start_height(n);
+}
+
+static void start_height(node *n)
+{
     n->value_pending = false;
     cons_actions acts;
     cons_start_height(n->cons, n->chain.height + 1, &acts);
@@ -706,9 +773,40 @@ void node__restart_consensus(node *n)
 
 /* ---------------------------------------------------------------- start, tick */
 
+/* One vote record: [type, height, round, block | nil], as cons_vote_sign_bytes. */
+static int decode_vote_record(kn_cur *c, cons_vote *v)
+{
+    uint32_t n;
+    uint64_t type, round;
+    if (kn_r_array(c, &n) || n != 4 || kn_r_uint(c, &type) || kn_r_uint(c, &v->height) ||
+        kn_r_uint(c, &round) || type < CONS_PREVOTE || type > CONS_PRECOMMIT || round > UINT32_MAX)
+        return KN_EDECODE;
+    v->type = (uint8_t)type;
+    v->round = (uint32_t)round;
+    v->nil = kn_r_nil(c);
+    return v->nil ? 0 : kn_r_bin_fixed(c, v->block_id, KN_HASH_BYTES);
+}
+
+static void load_valid_block(node *n, const uint8_t *p, size_t len)
+{
+    kn_cur c = kn_cur_make(p, len);
+    uint32_t count;
+    uint64_t round;
+    const uint8_t *block;
+    size_t block_len;
+    ledger_block_view v;
+    KN_REQUIRE(kn_r_array(&c, &count) == 0 && count == 2 && kn_r_uint(&c, &round) == 0 &&
+               kn_r_bin(&c, &block, &block_len) == 0);
+    if (ledger_block_decode(block, block_len, &v)) return;
+    proposal_keep(n, (uint32_t)round, v.block_id, block, block_len);
+    memcpy(n->stored_valid_id, v.block_id, KN_HASH_BYTES);
+    ledger_block_view_free(&v);
+}
+
 static void load_restart_state(node *n, store_txn *t)
 {
     cons_safety s;
+    s.height = 0;
     if (ledger_safety_get(t, &s) == 0 && s.height == n->chain.height + 1) {
         cons_restore(n->cons, &s);
         KN_INFO("cons", "resuming from safety state", "height=%llu round=%u step=%s",
@@ -718,6 +816,36 @@ static void load_restart_state(node *n, store_txn *t)
     size_t len;
     if (store_get(t, STORE_META, last_signed_key, sizeof last_signed_key - 1, &p, &len) == 0)
         KN_REQUIRE(decode_signed(p, len, &n->last_signed) == 0);
+    if (s.height != n->chain.height + 1) return; /* what follows belongs to that height */
+    if (store_get(t, STORE_META, valid_block_key, sizeof valid_block_key - 1, &p, &len) == 0)
+        load_valid_block(n, p, len);
+}
+
+/* Signs again the votes this node cast at the height it resumes, and feeds them
+ * to the core (which counts them) and to the repeat list. */
+static void resume_own_votes(node *n)
+{
+    store_txn *t;
+    const uint8_t *p;
+    size_t len;
+    uint32_t count;
+    if (store_begin(n->store, false, &t)) return;
+    if (store_get(t, STORE_META, own_votes_key, sizeof own_votes_key - 1, &p, &len) == 0) {
+        kn_cur c = kn_cur_make(p, len);
+        KN_REQUIRE(kn_r_array(&c, &count) == 0);
+        for (uint32_t i = 0; i < count && !n->stopping; i++) {
+            cons_vote v = {0};
+            KN_REQUIRE(decode_vote_record(&c, &v) == 0);
+            if (v.height != cons_height(n->cons)) break; /* a record of an older height */
+            v.validator = n->cfg->self;
+            cons_vote_sign(&v, &n->cfg->key, n->chain_id);
+            keep_own_vote(n, &v);
+            cons_actions acts;
+            cons_on_vote(n->cons, &v, &acts);
+            run_actions(n, &acts);
+        }
+    }
+    store_abort(t);
 }
 
 int node__driver_start(node *n)
@@ -728,11 +856,13 @@ int node__driver_start(node *n)
     int rc = store_begin(n->store, false, &t);
     if (rc) return rc;
     rc = ledger_chain_get(t, &n->chain);
-    if (!rc) load_restart_state(n, t);
+    proposals_clear(n);
+    if (!rc) load_restart_state(n, t); /* may put the valid block in the cache */
     store_abort(t);
     if (rc) return rc;
     n->last_commit_mono_ms = kn_mono_ms();
-    node__restart_consensus(n);
+    start_height(n);
+    resume_own_votes(n);
     return 0;
 }
 
@@ -769,8 +899,23 @@ void node__driver_tick(node *n, uint64_t now_mono_ms)
     if (now_mono_ms - n->last_commit_mono_ms < 2u * n->cfg->heartbeat_ms) return;
     if (now_mono_ms - n->last_repeat_ms < n->cfg->heartbeat_ms) return;
     n->last_repeat_ms = now_mono_ms;
-    for (int i = 0; i < 3; i++)
-        if (n->own_msgs[i].len) node__broadcast(n, &n->own_msgs[i]);
+    node__repeat_own(n, CONS_NO_VALIDATOR);
+}
+
+void node__repeat_own(node *n, uint32_t peer_or_all)
+{
+    kn_buf msg = {0};
+    for (uint32_t i = 0; i <= n->n_own_votes; i++) {
+        const kn_buf *out = &n->own_proposal;
+        if (i < n->n_own_votes) {
+            vote_msg(&n->own_votes[i], &msg);
+            out = &msg;
+        }
+        if (!out->len) continue;
+        if (peer_or_all == CONS_NO_VALIDATOR) node__broadcast(n, out);
+        else node__send(n, peer_or_all, out);
+    }
+    kn_buf_free(&msg);
 }
 
 void node__driver_close_timers(node *n)
@@ -781,7 +926,7 @@ void node__driver_close_timers(node *n)
 void node__driver_stop(node *n)
 {
     for (int i = 0; i < NODE_PROPOSALS_MAX; i++) kn_buf_free(&n->proposals[i].block);
-    for (int i = 0; i < 3; i++) kn_buf_free(&n->own_msgs[i]);
+    kn_buf_free(&n->own_proposal);
     for (uint32_t i = 0; i < NODE_FUTURE_MAX; i++) kn_buf_free(&n->future[i].msg);
     cons_free(n->cons);
     n->cons = NULL;

@@ -41,6 +41,7 @@ enum node_msg {
 #define NODE_GOSSIP_BATCH_MAX 1024   /* transactions per TXS message */
 #define NODE_FUTURE_MAX 256          /* early messages kept for the next height */
 #define NODE_FUTURE_BYTES_MAX (32u << 20)
+#define NODE_OWN_VOTES_MAX 64        /* own votes kept per height (the latest) */
 
 /* ---------------------------------------------------------------- mempool */
 
@@ -225,7 +226,10 @@ typedef struct node {
     uint32_t value_round;
     node__proposal proposals[NODE_PROPOSALS_MAX];
     node__signed last_signed;
-    kn_buf own_msgs[3]; /* our latest proposal, prevote, precommit at this height */
+    kn_buf own_proposal; /* our latest proposal message at this height */
+    cons_vote own_votes[NODE_OWN_VOTES_MAX]; /* every vote we signed at this height */
+    uint32_t n_own_votes;
+    uint8_t stored_valid_id[KN_HASH_BYTES]; /* the valid block whose bytes are on disk */
     node__future future[NODE_FUTURE_MAX]; /* messages for the next height, replayed */
     uint32_t n_future;
     size_t future_bytes;
@@ -267,6 +271,9 @@ KN_MUST int node__check_block(node *n, const uint8_t *block, size_t len,
                               const uint8_t expected_id[KN_HASH_BYTES],
                               uint8_t (**ids)[KN_HASH_BYTES]);
 void node__driver_tick(node *n, uint64_t now_mono_ms);
+/* Sends what this node said at the current height (its proposal and every
+ * vote) to one peer, or to all with CONS_NO_VALIDATOR. */
+void node__repeat_own(node *n, uint32_t peer_or_all);
 /* Closes the consensus timeouts still pending (at shutdown). */
 void node__driver_close_timers(node *n);
 

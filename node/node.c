@@ -34,6 +34,9 @@ static void peer_up(void *ctx, uint32_t peer)
     n->peer[peer].last_seen_ms = kn_mono_ms();
     KN_INFO("node", "validator online", "validator=%s", n->cfg->validators[peer].name);
     node__send_status(n, peer);
+    /* It may have missed what we said at this height (it was down, or just
+     * restarted): our proposal and votes may be the quorum it needs. */
+    node__repeat_own(n, peer);
 }
 
 static void peer_down(void *ctx, uint32_t peer)
