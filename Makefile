@@ -4,8 +4,9 @@ BUILD_TYPE ?= Release
 VALIDATORS ?= 4
 JOBS ?= 2
 SEEDS ?= 1000
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build devnet test clean asan sim
+.PHONY: all deps build devnet test clean asan sim fuzz
 
 all: build
 
@@ -37,3 +38,22 @@ clean:
 sim: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j$(JOBS) --target koinon_sim
 	TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp ) $(BUILD_DIR)/bin/koinon_sim --seeds 1..$(SEEDS)
+
+# Coverage-guided fuzzing of every decoder with libFuzzer (tests/fuzz/README.md):
+# a clang build in build-fuzz, then each target for FUZZ_SECONDS, starting from
+# its seeds; corpora persist in build-fuzz/corpus/<target>, crashes go to
+# build-fuzz/crashes/. The modules are only gcc-clean, so clang's extra warnings
+# stay warnings there; the fuzz targets themselves always build with -Werror.
+FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz_%.c,%,$(filter-out tests/fuzz/fuzz_common.c,$(wildcard tests/fuzz/fuzz_*.c)))
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKOINON_FUZZ=ON \
+	  -DKOINON_WERROR=OFF
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_targets
+	@failed=; mkdir -p build-fuzz/crashes; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  build-fuzz/bin/fuzz_$${t}_replay --write-corpus build-fuzz/corpus/$$t || exit 1; \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS)s"; \
+	  build-fuzz/bin/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/crashes/$$t- build-fuzz/corpus/$$t || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed (see build-fuzz/crashes/)"; exit 1; fi

@@ -144,8 +144,9 @@ static int read_proposal(kn_cur *c, cons_proposal *p)
     if (!rc) rc = read_u32(c, &p->round);
     if (!rc) rc = kn_r_int(c, &pol);
     if (rc) return rc;
-    /* A proof-of-lock round is -1 or an earlier round of the same height. */
-    if (pol < -1 || pol >= (int64_t)p->round) return KN_EDECODE;
+    /* A proof-of-lock round is -1 or an earlier round of the same height, and
+     * must fit the int32 it is kept in. */
+    if (pol < -1 || pol >= (int64_t)p->round || pol > INT32_MAX) return KN_EDECODE;
     p->pol_round = (int32_t)pol;
     if ((rc = kn_r_bin_fixed(c, p->block_id, KN_HASH_BYTES))) return rc;
     if ((rc = read_u32(c, &p->proposer))) return rc;

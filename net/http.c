@@ -15,15 +15,29 @@
  * deferred request learns that h2o has freed it (client gone) and calls the
  * owner's gone callback. HTTP/1 in h2o 2.2 stops reading the socket while a
  * request is being processed, so it never notices a client that closes during
- * a long poll; a timer therefore peeks at the sockets of deferred HTTP/1
- * requests and, on EOF or error, ends the request itself, which makes h2o
- * close the connection and free the request.
+ * a long poll or a quiet stream; a timer therefore peeks at the sockets of
+ * held (deferred or streaming) HTTP/1 requests and, on EOF or error, ends the
+ * request itself, which makes h2o close the connection and free the request.
+ *
+ * Streams use our own generator. h2o allows one send in flight per request:
+ * after h2o_send(IN_PROGRESS) it reads the given bytes until it calls proceed
+ * (written, send more) or stop (the request is being freed). Bytes the owner
+ * writes meanwhile wait in a bounded queue, handed over whole at the next
+ * proceed. Over HTTP/1.1, h2o's chunked filter frames each send as one chunk.
+ * The status and headers leave with the first send that carries bytes.
  *
  * Request states: HANDLING (inside the handler) -> ANSWERED (responded), or
  * -> DEFERRED -> ANSWERED / ABANDONED (the client left, or the server stops;
- * we sent a last response ourselves and h2o will free the request soon).
+ * we sent a last response ourselves and h2o will free the request soon), or
+ * (from HANDLING or DEFERRED) -> STREAMING -> STREAM_ENDED (the owner ended it)
+ * / STREAM_CLOSED (the client left or the server stops; writes fail until h2o
+ * frees the request and gone runs). Held requests (DEFERRED or STREAMING) are
+ * linked in the server's held list. gone runs at most once, from
+ * on_req_disposed or from net_http_stop, and never after the owner answered
+ * or ended the request.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -35,15 +49,27 @@
 #define HTTP_BACKLOG 128
 /* Open client connections; beyond it new connections are closed at once. */
 #define HTTP_CONNS_MAX 1024
-/* How often deferred HTTP/1 requests are checked for a client that left. */
+/* How often held HTTP/1 requests are checked for a client that left. */
 #define HTTP_GONE_POLL_MS 250
 /* Status of the last response sent to a client that already closed (nobody
  * reads it; nginx's code for the same situation). */
 #define HTTP_STATUS_CLIENT_GONE 499
+/* A stream's drained buffer is kept for the next writes up to this size and
+ * freed beyond it, so one burst does not pin megabytes for the stream's life. */
+#define STREAM_BUFFER_KEEP_BYTES (64u * 1024)
+#define STREAM_BUFFER_MIN_BYTES 4096u
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
-enum req_state { REQ_HANDLING, REQ_DEFERRED, REQ_ANSWERED, REQ_ABANDONED };
+enum req_state {
+    REQ_HANDLING,
+    REQ_DEFERRED,
+    REQ_ANSWERED,
+    REQ_ABANDONED,
+    REQ_STREAMING,
+    REQ_STREAM_ENDED,
+    REQ_STREAM_CLOSED,
+};
 
 struct net_http_server {
     uv_loop_t *loop;
@@ -55,7 +81,7 @@ struct net_http_server {
     uv_tcp_t listener;
     uv_timer_t gone_poll;
     h2o_linklist_t conns;    /* http_conn, open or closing */
-    h2o_linklist_t deferred; /* net_http_req in REQ_DEFERRED */
+    h2o_linklist_t held;     /* net_http_req in REQ_DEFERRED or REQ_STREAMING */
     uint32_t n_conns;
     uint32_t handles_open; /* listener, gone_poll and conns not yet closed */
     bool stopping;
@@ -74,6 +100,19 @@ typedef struct server_handler {
     net_http_server *server;
 } server_handler;
 
+/* The response side of a streamed request. flight holds the bytes of the one
+ * send h2o is working on (valid until proceed or stop, or, after the final
+ * send, until the request is freed); queue collects what the owner writes
+ * meanwhile. Both are malloc'd and freed with the wrapper. */
+typedef struct http_stream {
+    h2o_generator_t generator;
+    uint8_t *flight;
+    size_t flight_len, flight_cap;
+    uint8_t *queue;
+    size_t queue_len, queue_cap;
+    bool in_flight;
+} http_stream;
+
 struct net_http_req {
     h2o_req_t *req;
     net_http_server *server;
@@ -81,9 +120,11 @@ struct net_http_req {
     const char *path;
     const char *query;
     enum req_state state;
+    bool streamed; /* net_http_stream_start was called */
     void (*gone)(void *arg);
     void *gone_arg;
-    h2o_linklist_t deferred_link;
+    h2o_linklist_t held_link;
+    http_stream stream;
 };
 
 /* ---------------------------------------------------------------- responses */
@@ -171,7 +212,7 @@ static void abandon(net_http_req *r, int status)
     static const char msg[] = "request abandoned\n";
 
     KN_REQUIRE(r->state == REQ_DEFERRED);
-    h2o_linklist_unlink(&r->deferred_link);
+    h2o_linklist_unlink(&r->held_link);
     r->state = REQ_ABANDONED;
     r->req->http1_is_persistent = 0;
     send_response(r->req, status, "text/plain", msg, sizeof msg - 1, NULL);
@@ -192,7 +233,7 @@ void net_http_respond(net_http_req *r, int status, const char *content_type, con
         return;
     }
     KN_REQUIRE(r->state == REQ_HANDLING || r->state == REQ_DEFERRED);
-    if (r->state == REQ_DEFERRED) h2o_linklist_unlink(&r->deferred_link);
+    if (r->state == REQ_DEFERRED) h2o_linklist_unlink(&r->held_link);
     r->state = REQ_ANSWERED;
     r->gone = NULL;
     KN_DEBUG("http", "request", "method=%s path=%s status=%d", r->method, r->path, status);
@@ -202,17 +243,25 @@ void net_http_respond(net_http_req *r, int status, const char *content_type, con
 /* ---------------------------------------------------------------- deferral */
 
 /* Runs when h2o clears the request's pool: after a response was written, or
- * when the connection or stream died. Must not touch r->req, already gone. */
+ * when the connection or stream died. Must not touch r->req, already gone.
+ * The wrapper is freed when this returns; gone may still call the stream
+ * functions (they see STREAM_CLOSED and touch neither h2o nor the buffers). */
 static void on_req_disposed(void *p)
 {
     net_http_req *r = p;
 
-    if (h2o_linklist_is_linked(&r->deferred_link)) h2o_linklist_unlink(&r->deferred_link);
-    if (r->gone == NULL) return;
-    void (*gone)(void *) = r->gone;
-    r->gone = NULL;
-    KN_DEBUG("http", "client gone", "method=%s path=%s", r->method, r->path);
-    gone(r->gone_arg);
+    if (h2o_linklist_is_linked(&r->held_link)) h2o_linklist_unlink(&r->held_link);
+    /* stop() normally got here first; this covers a stream h2o freed without it. */
+    if (r->state == REQ_STREAMING) r->state = REQ_STREAM_CLOSED;
+    r->stream.in_flight = false;
+    if (r->gone != NULL) {
+        void (*gone)(void *) = r->gone;
+        r->gone = NULL;
+        KN_DEBUG("http", "client gone", "method=%s path=%s", r->method, r->path);
+        gone(r->gone_arg);
+    }
+    free(r->stream.flight);
+    free(r->stream.queue);
 }
 
 /* True when the client has closed or reset the connection. A client that
@@ -231,19 +280,41 @@ static bool client_left(h2o_req_t *req)
     return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
+static void close_stream(net_http_req *r);
+
+/* Ends a held request whose client left (or, from net_http_stop, that the
+ * server will no longer serve). Unlinks it. gone still runs later, when h2o
+ * frees the request, unless the caller runs it itself. */
+static void end_held(net_http_req *r, int status)
+{
+    switch (r->state) {
+    case REQ_DEFERRED: abandon(r, status); break;
+    case REQ_STREAMING: close_stream(r); break;
+    default: KN_REQUIRE(!"held request in an unheld state");
+    }
+}
+
 static void on_gone_poll(uv_timer_t *timer)
 {
     net_http_server *s = container_of(timer, net_http_server, gone_poll);
-    h2o_linklist_t *node = s->deferred.next;
+    h2o_linklist_t *node = s->held.next;
 
-    while (node != &s->deferred) {
-        net_http_req *r = container_of(node, net_http_req, deferred_link);
-        node = node->next; /* abandon() unlinks r */
+    while (node != &s->held) {
+        net_http_req *r = container_of(node, net_http_req, held_link);
+        node = node->next; /* end_held() unlinks r */
         /* HTTP/2 keeps reading, so h2o sees the close and frees the stream. */
-        if (r->req->version < 0x200 && client_left(r->req))
-            abandon(r, HTTP_STATUS_CLIENT_GONE);
+        if (r->req->version < 0x200 && client_left(r->req)) end_held(r, HTTP_STATUS_CLIENT_GONE);
     }
-    if (h2o_linklist_is_empty(&s->deferred)) uv_timer_stop(&s->gone_poll);
+    if (h2o_linklist_is_empty(&s->held)) uv_timer_stop(&s->gone_poll);
+}
+
+static void hold(net_http_req *r)
+{
+    net_http_server *s = r->server;
+
+    h2o_linklist_insert(&s->held, &r->held_link);
+    if (!s->stopping && !uv_is_active((uv_handle_t *)&s->gone_poll))
+        uv_timer_start(&s->gone_poll, on_gone_poll, HTTP_GONE_POLL_MS, HTTP_GONE_POLL_MS);
 }
 
 void net_http_defer(net_http_req *r, void (*gone)(void *arg), void *arg)
@@ -251,13 +322,173 @@ void net_http_defer(net_http_req *r, void (*gone)(void *arg), void *arg)
     KN_REQUIRE(r != NULL && gone != NULL);
     /* Only the handler may defer, and only once. */
     KN_REQUIRE(r->state == REQ_HANDLING);
-    net_http_server *s = r->server;
     r->state = REQ_DEFERRED;
     r->gone = gone;
     r->gone_arg = arg;
-    h2o_linklist_insert(&s->deferred, &r->deferred_link);
-    if (!s->stopping && !uv_is_active((uv_handle_t *)&s->gone_poll))
-        uv_timer_start(&s->gone_poll, on_gone_poll, HTTP_GONE_POLL_MS, HTTP_GONE_POLL_MS);
+    hold(r);
+}
+
+/* ---------------------------------------------------------------- streams */
+
+/* Bytes accepted from the owner that the client has not taken yet. */
+static size_t stream_waiting(const http_stream *st)
+{
+    return st->queue_len + (st->in_flight ? st->flight_len : 0);
+}
+
+/* Hands the whole queue to h2o as the next send. The buffers swap, so the
+ * old flight buffer (h2o is done with it) collects the next writes. */
+static void stream_send(net_http_req *r, h2o_send_state_t state)
+{
+    http_stream *st = &r->stream;
+    uint8_t *spare = st->flight;
+    size_t spare_cap = st->flight_cap;
+
+    KN_REQUIRE(!st->in_flight);
+    st->flight = st->queue;
+    st->flight_cap = st->queue_cap;
+    st->flight_len = st->queue_len;
+    st->queue = spare;
+    st->queue_cap = spare_cap;
+    st->queue_len = 0;
+    h2o_iovec_t buf = h2o_iovec_init(st->flight, st->flight_len);
+    /* Set first: h2o may call proceed from inside h2o_send. */
+    st->in_flight = state == H2O_SEND_STATE_IN_PROGRESS;
+    h2o_send(r->req, &buf, buf.len != 0 ? 1 : 0, state);
+}
+
+/* Copies len bytes to the queue; the caller checked the limit, which also
+ * bounds the queue's capacity. */
+static int stream_queue(http_stream *st, const void *p, size_t len)
+{
+    if (st->queue_cap - st->queue_len < len) {
+        size_t cap = st->queue_cap != 0 ? st->queue_cap : STREAM_BUFFER_MIN_BYTES;
+        while (cap - st->queue_len < len) cap *= 2;
+        if (cap > NET_HTTP_STREAM_BUFFER_MAX) cap = NET_HTTP_STREAM_BUFFER_MAX;
+        uint8_t *q = realloc(st->queue, cap);
+        if (q == NULL) return KN_ENOMEM;
+        st->queue = q;
+        st->queue_cap = cap;
+    }
+    memcpy(st->queue + st->queue_len, p, len);
+    st->queue_len += len;
+    return 0;
+}
+
+/* h2o has written the last send (HTTP/1) or taken it into its frames (HTTP/2). */
+static void on_stream_proceed(h2o_generator_t *generator, h2o_req_t *req)
+{
+    net_http_req *r = container_of(generator, net_http_req, stream.generator);
+    http_stream *st = &r->stream;
+
+    KN_REQUIRE(r->req == req && st->in_flight);
+    st->in_flight = false;
+    st->flight_len = 0;
+    if (st->flight_cap > STREAM_BUFFER_KEEP_BYTES) {
+        free(st->flight);
+        st->flight = NULL;
+        st->flight_cap = 0;
+    }
+    switch (r->state) {
+    case REQ_STREAMING:
+        if (st->queue_len != 0) stream_send(r, H2O_SEND_STATE_IN_PROGRESS);
+        break;
+    case REQ_STREAM_ENDED:
+    case REQ_STREAM_CLOSED: stream_send(r, H2O_SEND_STATE_FINAL); break;
+    default: KN_REQUIRE(!"proceed on a request that is not a stream");
+    }
+}
+
+/* h2o is freeing the request (client gone, write failed, server stopping)
+ * before our final send: it reads none of our bytes from now on. gone runs
+ * from on_req_disposed, a moment later in the same teardown. */
+static void on_stream_stop(h2o_generator_t *generator, h2o_req_t *req)
+{
+    net_http_req *r = container_of(generator, net_http_req, stream.generator);
+
+    (void)req;
+    r->stream.in_flight = false;
+    if (r->state == REQ_STREAMING) {
+        h2o_linklist_unlink(&r->held_link);
+        r->state = REQ_STREAM_CLOSED;
+    }
+}
+
+/* Ends an open stream from our side: the client left, or the server stops.
+ * The queued bytes are dropped; the final send (at once, or when the send in
+ * flight completes) ends the response, and without keep-alive h2o then closes
+ * the connection and frees the request. */
+static void close_stream(net_http_req *r)
+{
+    KN_REQUIRE(r->state == REQ_STREAMING);
+    h2o_linklist_unlink(&r->held_link);
+    r->state = REQ_STREAM_CLOSED;
+    r->stream.queue_len = 0;
+    r->req->http1_is_persistent = 0;
+    if (!r->stream.in_flight) stream_send(r, H2O_SEND_STATE_FINAL);
+    KN_DEBUG("http", "stream closed", "method=%s path=%s", r->method, r->path);
+}
+
+void net_http_stream_start(net_http_req *r, const char *content_type,
+                           const char *const *extra_headers, void (*gone)(void *arg), void *arg)
+{
+    KN_REQUIRE(r != NULL && gone != NULL);
+    KN_REQUIRE(!r->streamed);
+    r->streamed = true;
+    /* A deferred request whose client already left: the stream is born
+     * closed, and the new gone runs when h2o frees the request. */
+    if (r->state == REQ_ABANDONED) {
+        r->state = REQ_STREAM_CLOSED;
+        r->gone = gone;
+        r->gone_arg = arg;
+        return;
+    }
+    KN_REQUIRE(r->state == REQ_HANDLING || r->state == REQ_DEFERRED);
+    if (r->state == REQ_DEFERRED) h2o_linklist_unlink(&r->held_link);
+    r->state = REQ_STREAMING;
+    r->gone = gone;
+    r->gone_arg = arg;
+
+    h2o_req_t *req = r->req;
+    req->res.status = 200;
+    req->res.reason = reason_phrase(200);
+    add_headers(req, content_type, extra_headers);
+    r->stream.generator.proceed = on_stream_proceed;
+    r->stream.generator.stop = on_stream_stop;
+    h2o_start_response(req, &r->stream.generator);
+    hold(r);
+    /* No empty send to push the headers out now: h2o 2.2 holds them back
+     * until the first bytes (or the end), so the owner writes at once if the
+     * client should see the stream open. */
+    KN_DEBUG("http", "stream", "method=%s path=%s", r->method, r->path);
+}
+
+int net_http_stream_write(net_http_req *r, const void *p, size_t len)
+{
+    KN_REQUIRE(r != NULL && r->streamed);
+    KN_REQUIRE(p != NULL || len == 0);
+    if (r->state == REQ_STREAM_CLOSED) return KN_ECLOSED;
+    KN_REQUIRE(r->state == REQ_STREAMING);
+    http_stream *st = &r->stream;
+    if (len > NET_HTTP_STREAM_BUFFER_MAX - stream_waiting(st)) return KN_EBUSY;
+    if (len == 0) return 0;
+    int err = stream_queue(st, p, len);
+    if (err != 0) return err;
+    if (!st->in_flight) stream_send(r, H2O_SEND_STATE_IN_PROGRESS);
+    return 0;
+}
+
+void net_http_stream_end(net_http_req *r)
+{
+    KN_REQUIRE(r != NULL && r->streamed);
+    r->gone = NULL;
+    if (r->state == REQ_STREAM_CLOSED) return; /* h2o frees it on its own */
+    KN_REQUIRE(r->state == REQ_STREAMING);
+    h2o_linklist_unlink(&r->held_link);
+    r->state = REQ_STREAM_ENDED;
+    /* With a send in flight, proceed sends the rest and the end. */
+    if (!r->stream.in_flight) stream_send(r, H2O_SEND_STATE_FINAL);
+    KN_DEBUG("http", "stream ended", "method=%s path=%s", r->method, r->path);
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -308,11 +539,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     s->handler(s->handler_ctx, r);
     /* A handler that neither answers nor defers would hang the client. */
     KN_REQUIRE(r->state != REQ_HANDLING);
-    if (r->state == REQ_DEFERRED && s->stopping) {
-        /* The handler stopped the server and then deferred: nobody will answer. */
+    if ((r->state == REQ_DEFERRED || r->state == REQ_STREAMING) && s->stopping) {
+        /* The handler stopped the server and then held the request: nobody
+         * will serve it. */
         void (*gone)(void *) = r->gone;
         r->gone = NULL;
-        abandon(r, 503);
+        end_held(r, 503);
         gone(r->gone_arg);
     }
     h2o_mem_release_shared(r);
@@ -370,7 +602,7 @@ const uint8_t *net_http_body(const net_http_req *r, size_t *len)
 static void finish_if_closed(net_http_server *s)
 {
     if (!s->stopping || s->handles_open != 0) return;
-    KN_REQUIRE(h2o_linklist_is_empty(&s->conns) && h2o_linklist_is_empty(&s->deferred));
+    KN_REQUIRE(h2o_linklist_is_empty(&s->conns) && h2o_linklist_is_empty(&s->held));
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->config);
     KN_DEBUG("http", "stopped", "%s", "");
@@ -468,6 +700,21 @@ static void configure(net_http_server *s, size_t body_max_bytes)
     h->server = s;
 }
 
+/* h2o's libuv sockets write with uv_write, i.e. writev(2), which raises
+ * SIGPIPE when the client has gone: its default action would kill the node
+ * the second time a stream writes to a client that left. Linux has no
+ * per-socket opt-out, so the process ignores it, unless the program already
+ * chose a handler of its own. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction old;
+
+    if (sigaction(SIGPIPE, NULL, &old) != 0 || old.sa_handler != SIG_DFL) return;
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigemptyset(&ign.sa_mask);
+    KN_REQUIRE(sigaction(SIGPIPE, &ign, NULL) == 0);
+}
+
 int net_http_start(uv_loop_t *loop, const char *host, uint16_t port, size_t body_max_bytes,
                    net_http_handler handler, void *ctx, net_http_server **out)
 {
@@ -478,12 +725,13 @@ int net_http_start(uv_loop_t *loop, const char *host, uint16_t port, size_t body
     s->handler = handler;
     s->handler_ctx = ctx;
     h2o_linklist_init_anchor(&s->conns);
-    h2o_linklist_init_anchor(&s->deferred);
+    h2o_linklist_init_anchor(&s->held);
 
     int err = listen_on(s, host, port);
     if (err == KN_EINVAL) free(s); /* no handle was made */
     if (err != 0) return err;
 
+    ignore_sigpipe();
     configure(s, body_max_bytes);
     h2o_context_init(&s->ctx, loop, &s->config);
     s->accept_ctx.ctx = &s->ctx;
@@ -498,10 +746,10 @@ int net_http_start(uv_loop_t *loop, const char *host, uint16_t port, size_t body
 }
 
 /* Teardown without leaving a handle behind. Deferred requests are abandoned
- * (their gone callbacks run now, so the owner may free its state once this
- * returns) with a 503 to the client. Every connection's socket is shut down:
- * h2o's reads then see EOF and its writes fail, so it closes each connection
- * promptly, whatever it was waiting for. The server is freed when the last
+ * with a 503 to the client and open streams are ended; their gone callbacks
+ * run now, so the owner may free its state once this returns. Every
+ * connection's socket is shut down: h2o's reads then see EOF and its writes
+ * fail, so it closes each connection promptly, whatever it was waiting for. The server is freed when the last
  * handle has closed; keep running the loop. */
 void net_http_stop(net_http_server *s)
 {
@@ -512,11 +760,11 @@ void net_http_stop(net_http_server *s)
      * shutting the sockets down below ends HTTP/2 connections as well. */
     s->stopping = true;
 
-    while (!h2o_linklist_is_empty(&s->deferred)) {
-        net_http_req *r = container_of(s->deferred.next, net_http_req, deferred_link);
+    while (!h2o_linklist_is_empty(&s->held)) {
+        net_http_req *r = container_of(s->held.next, net_http_req, held_link);
         void (*gone)(void *) = r->gone;
         r->gone = NULL;
-        abandon(r, 503);
+        end_held(r, 503);
         gone(r->gone_arg);
     }
     for (h2o_linklist_t *node = s->conns.next; node != &s->conns; node = node->next) {

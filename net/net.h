@@ -21,7 +21,13 @@
  * HTTP: one handler receives every request; it answers at once with
  * net_http_respond(), or keeps the request and answers later (long polling);
  * if the client goes away first, the request's gone callback runs and the
- * request must not be used again.
+ * request must not be used again. A handler may also turn the request into a
+ * stream (server-sent events): a 200 whose body it writes piece by piece for
+ * as long as the client stays, with the same gone rule.
+ *
+ *     net_http_stream_start(req, "text/event-stream", NULL, sub_gone, sub);
+ *     ...
+ *     if (net_http_stream_write(req, ev, len) == KN_EBUSY) net_http_stream_end(req);
  */
 #ifndef KOINON_NET_H
 #define KOINON_NET_H
@@ -78,7 +84,8 @@ typedef struct net_http_req net_http_req;
 typedef void (*net_http_handler)(void *ctx, net_http_req *req);
 
 /* Listens on host:port. Bodies over body_max_bytes get 413 without reaching the
- * handler. */
+ * handler. Sets SIGPIPE to be ignored if it has its default action (a write
+ * to a client that left would otherwise kill the process). */
 KN_MUST int net_http_start(uv_loop_t *loop, const char *host, uint16_t port,
                            size_t body_max_bytes, net_http_handler handler, void *ctx,
                            net_http_server **out);
@@ -99,5 +106,33 @@ void net_http_respond(net_http_req *r, int status, const char *content_type, con
 /* Keeps the request open after the handler returns. gone(arg) runs if the
  * client disconnects before net_http_respond; after it the request is invalid. */
 void net_http_defer(net_http_req *r, void (*gone)(void *arg), void *arg);
+
+/* Streams: bytes accepted but not yet taken by the client, per stream. */
+#define NET_HTTP_STREAM_BUFFER_MAX (4u << 20)
+
+/* Starts a streamed 200 response with the given content type (e.g.
+ * "text/event-stream") and extra headers (as for net_http_respond; strings
+ * copied), with "cache-control: no-store"; the request stays open. The status
+ * and headers leave with the first bytes written (h2o holds them until then),
+ * so write something at once, e.g. the SSE comment ": open\n\n", for the
+ * client to see the stream open. Over HTTP/1.1 the body is chunked. Called
+ * from the handler or on a deferred request (whose gone it replaces), once.
+ * gone(arg) runs once if the client disconnects or the server stops (inside
+ * net_http_stop); the stream stays valid while gone runs (writes then return
+ * KN_ECLOSED) and is invalid once it returns. gone does not run from inside
+ * net_http_stream_write or net_http_stream_end (h2o completes sends later,
+ * from the loop), so a caller may write to many streams in one loop. */
+void net_http_stream_start(net_http_req *r, const char *content_type,
+                           const char *const *extra_headers, void (*gone)(void *arg), void *arg);
+/* Queues bytes (copied) on an open stream. Returns 0; KN_EBUSY when accepting
+ * them would leave more than NET_HTTP_STREAM_BUFFER_MAX bytes waiting to be
+ * written to a slow client (nothing is queued; the caller then ends the stream
+ * or drops events); KN_ECLOSED after the client left or the server stopped,
+ * until gone has run; KN_ENOMEM. */
+KN_MUST int net_http_stream_write(net_http_req *r, const void *p, size_t len);
+/* Ends the stream normally: bytes already accepted are still sent, then the
+ * end of the body. gone does not run afterwards and the stream is invalid
+ * once this returns. Also valid on a stream that returned KN_ECLOSED. */
+void net_http_stream_end(net_http_req *r);
 
 #endif

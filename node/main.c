@@ -1,5 +1,6 @@
 /* koinond: the Koinon validator daemon. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* A peer or client that goes away mid-write must cost an error, not the
+     * process. */
+    signal(SIGPIPE, SIG_IGN);
     if (kn_crypto_init()) {
         fprintf(stderr, "koinond: cannot initialise libsodium\n");
         return 1;

@@ -99,7 +99,7 @@ static int decode_currency(const uint8_t *p, size_t n, ledger_currency *cur)
 {
     kn_cur c = kn_cur_make(p, n);
     uint32_t fields;
-    uint64_t version, scale;
+    uint64_t version, scale = 0;
     memset(cur, 0, sizeof *cur);
     int rc = kn_r_array(&c, &fields);
     if (!rc && fields != CURRENCY_FIELDS) rc = KN_EDECODE;

@@ -1103,6 +1103,26 @@ static void network_silent_proposer(void **state)
     }
 }
 
+/* Found by fuzzing: a pol_round above INT32_MAX once passed the "earlier
+ * round" check (with a round above it) and wrapped to a negative int32. */
+static void proposal_pol_round_must_fit_int32(void **state)
+{
+    kn_buf b = {0};
+    uint8_t block_id[KN_HASH_BYTES] = {0x3c}, sig[KN_SIG_BYTES] = {0};
+    kn_w_array(&b, 6);
+    kn_w_uint(&b, 16);
+    kn_w_uint(&b, 2147483649u);
+    kn_w_int(&b, 2147483648);
+    kn_w_bin(&b, block_id, sizeof block_id);
+    kn_w_uint(&b, 0);
+    kn_w_bin(&b, sig, sizeof sig);
+    kn_cur c = kn_cur_make(b.data, b.len);
+    cons_proposal p;
+    assert_int_equal(cons_proposal_decode(&c, &p), KN_EDECODE);
+    assert_int_equal(c.left, b.len);
+    kn_buf_free(&b);
+}
+
 int main(void)
 {
     if (kn_crypto_init()) return 1;
@@ -1110,6 +1130,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(vote_roundtrip),
         cmocka_unit_test(proposal_roundtrip),
+        cmocka_unit_test(proposal_pol_round_must_fit_int32),
         cmocka_unit_test(truncations_rejected),
         cmocka_unit_test(malformed_votes_rejected),
         cmocka_unit_test(malformed_proposals_rejected),

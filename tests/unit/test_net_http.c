@@ -1,7 +1,9 @@
 /*
  * The client HTTP server: routing to the one handler, accessors, status and
  * headers, bodies at and over the limit, deferred answers, clients that leave
- * during a long poll, and teardown that leaves no handle behind.
+ * during a long poll, streamed responses (events in order over chunked
+ * HTTP/1.1, clients that leave, clients that do not read, streams open at
+ * stop), and teardown that leaves no handle behind.
  *
  * The server runs on a uv loop in the test thread; a client thread speaks
  * HTTP/1.1 over plain blocking sockets (with receive timeouts) and tells the
@@ -34,6 +36,14 @@
 #define CLIENT_TIMEOUT_S 5
 #define LATER_MS 50
 #define RESPONSE_BYTES_MAX (BODY_MAX_BYTES + 8192)
+#define EVENT_INTERVAL_MS 20
+#define EVENTS 3
+#define BURST_EVENTS 4 /* written two at a time */
+#define FLOOD_INTERVAL_MS 1
+#define FLOOD_WRITE_BYTES (256u * 1024)
+#define STREAM_BODY_MAX 4096
+#define SMALL_RCVBUF_BYTES 4096
+#define STREAM_OPENER ": open\n\n"
 
 /* One response as the client saw it. status is -1 when the connection ended
  * (or timed out) before a whole response arrived. */
@@ -47,6 +57,9 @@ typedef struct response {
 typedef struct harness harness;
 typedef void (*client_fn)(harness *h);
 
+/* What the server's ticker does with the open stream. */
+enum stream_mode { STREAM_EVENTS, STREAM_FOREVER, STREAM_FLOOD, STREAM_QUIET };
+
 struct harness {
     uv_loop_t loop;
     net_http_server *server;
@@ -54,6 +67,7 @@ struct harness {
     uv_async_t client_done;
     uv_timer_t deadline;
     uv_timer_t later;
+    uv_timer_t ticker; /* writes to the stream */
     pthread_t client_thread;
     client_fn client;
     int pending; /* events still awaited before the server is stopped */
@@ -65,21 +79,39 @@ struct harness {
     int gone_calls;
     bool expect_gone;
     net_http_req *kept;
+    enum stream_mode mode;
+    bool burst;           /* two events per tick, the end right after the last */
+    net_http_req *stream; /* NULL once ended or gone */
+    int events_written;
+    int write_errors;      /* writes that returned neither 0 nor an expected code */
+    int write_in_gone;     /* what a write from inside gone returned */
+    size_t flood_accepted; /* bytes accepted before KN_EBUSY */
+    int busy_writes;
     /* shared with the client thread */
     atomic_int handler_entered;
+    atomic_int events_seen;
+    atomic_int busy_seen;
     response resp[2];
     int client_eof; /* 1 when a connection the server should close reached EOF */
+    char stream_body[STREAM_BODY_MAX];
+    size_t stream_len;
+    int chunks;
+    bool stream_terminated; /* the last (empty) chunk arrived */
 };
 
 /* ---------------------------------------------------------------- client side */
 
-static int connect_to(uint16_t port)
+/* rcvbuf_bytes 0 keeps the system's receive buffer. */
+static int connect_with_rcvbuf(uint16_t port, int rcvbuf_bytes)
 {
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
     struct timeval tv = {.tv_sec = CLIENT_TIMEOUT_S};
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
     if (fd < 0) return -1;
+    /* Before connect, so the window the server sees is small from the start. */
+    if (rcvbuf_bytes != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_bytes, sizeof rcvbuf_bytes);
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -88,6 +120,11 @@ static int connect_to(uint16_t port)
         return -1;
     }
     return fd;
+}
+
+static int connect_to(uint16_t port)
+{
+    return connect_with_rcvbuf(port, 0);
 }
 
 static bool send_all(int fd, const void *p, size_t n)
@@ -179,6 +216,82 @@ static bool reaches_eof(int fd)
     return k == 0 || (k < 0 && errno == ECONNRESET);
 }
 
+/* A buffered reader for responses whose length is not known up front. */
+typedef struct reader {
+    int fd;
+    size_t at, have;
+    char buf[8192];
+} reader;
+
+static int reader_byte(reader *rd)
+{
+    if (rd->at == rd->have) {
+        ssize_t k = recv(rd->fd, rd->buf, sizeof rd->buf, 0);
+        if (k <= 0) return -1;
+        rd->at = 0;
+        rd->have = (size_t)k;
+    }
+    return (unsigned char)rd->buf[rd->at++];
+}
+
+/* One CRLF-terminated line into out (without the CRLF). */
+static bool read_line(reader *rd, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        int c = reader_byte(rd);
+        if (c < 0 || n + 1 >= cap) return false;
+        if (c == '\n' && n > 0 && out[n - 1] == '\r') break;
+        out[n++] = (char)c;
+    }
+    out[n - 1] = '\0';
+    return true;
+}
+
+/* The status line and headers, stored as read_response stores them. */
+static bool read_head(reader *rd, response *r)
+{
+    char line[1024];
+    size_t len = 0;
+
+    r->status = -1;
+    do {
+        if (!read_line(rd, line, sizeof line)) return false;
+        int n = snprintf(r->head + len, sizeof r->head - len, "%s\r\n", line);
+        if (n < 0 || (size_t)n >= sizeof r->head - len) return false;
+        len += (size_t)n;
+    } while (line[0] != '\0');
+    if (sscanf(r->head, "HTTP/1.1 %d", &r->status) != 1) r->status = -1;
+    return true;
+}
+
+/* One chunk of a chunked body, appended to out. Returns its size, 0 for the
+ * last chunk (after its trailing CRLF), -1 on anything malformed. */
+static long read_chunk(reader *rd, char *out, size_t *out_len, size_t cap)
+{
+    char line[64], *end;
+
+    if (!read_line(rd, line, sizeof line)) return -1;
+    unsigned long size = strtoul(line, &end, 16);
+    if (end == line || *end != '\0' || size > cap - *out_len) return -1;
+    for (unsigned long i = 0; i < size; i++) {
+        int c = reader_byte(rd);
+        if (c < 0) return -1;
+        out[(*out_len)++] = (char)c;
+    }
+    if (!read_line(rd, line, sizeof line) || line[0] != '\0') return -1;
+    return (long)size;
+}
+
+/* Events carry an id; the opening comment does not. */
+static int count_events(const char *body, size_t len)
+{
+    int n = 0;
+    for (size_t i = 0; i + 4 <= len; i++)
+        n += (i == 0 || body[i - 1] == '\n') && memcmp(body + i, "id: ", 4) == 0;
+    return n;
+}
+
 static void wait_handler_entered(harness *h, int calls)
 {
     for (int i = 0; i < 500 && atomic_load(&h->handler_entered) < calls; i++) usleep(10000);
@@ -201,6 +314,7 @@ static void stop_everything(harness *h)
     net_http_stop(h->server);
     uv_close((uv_handle_t *)&h->client_done, NULL);
     uv_close((uv_handle_t *)&h->later, NULL);
+    uv_close((uv_handle_t *)&h->ticker, NULL);
     /* The deadline keeps watching the teardown without keeping the loop alive. */
     uv_unref((uv_handle_t *)&h->deadline);
 }
@@ -243,6 +357,108 @@ static void on_later(uv_timer_t *t)
     net_http_respond(r, 200, "text/plain", "late", 4, NULL);
 }
 
+/* The stream must be valid while its gone runs, and closed. */
+static void on_stream_gone(void *arg)
+{
+    harness *h = arg;
+    h->gone_calls++;
+    h->write_in_gone = net_http_stream_write(h->stream, "late\n\n", 6);
+    h->stream = NULL; /* invalid from now on */
+    if (h->expect_gone) step_done(h);
+}
+
+static void end_stream(harness *h)
+{
+    net_http_stream_end(h->stream);
+    h->stream = NULL;
+    uv_timer_stop(&h->ticker);
+}
+
+static void write_event(harness *h)
+{
+    char ev[64];
+
+    h->events_written++;
+    int n = snprintf(ev, sizeof ev, "id: %d\ndata: event %d\n\n", h->events_written,
+                     h->events_written);
+    if (net_http_stream_write(h->stream, ev, (size_t)n) != 0) h->write_errors++;
+}
+
+/* Writes the next event(s) once the client has read all before, so the client
+ * can only finish if every event left the server while the stream was open.
+ * One at a time, then the end on a tick of its own (nothing in flight); or in
+ * bursts of two (the second waits for the first send) with the end right
+ * after the last burst (while its send is in flight). */
+static void tick_events(harness *h)
+{
+    if (atomic_load(&h->events_seen) < h->events_written) return;
+    if (!h->burst) {
+        if (h->events_written == EVENTS)
+            end_stream(h);
+        else
+            write_event(h);
+        return;
+    }
+    write_event(h);
+    write_event(h);
+    if (h->events_written == BURST_EVENTS) end_stream(h);
+}
+
+/* KN_ECLOSED is expected between the server noticing the client left and
+ * gone; anything else is an error. */
+static void tick_forever(harness *h)
+{
+    int err = net_http_stream_write(h->stream, "data: tick\n\n", 12);
+    if (err != 0 && err != KN_ECLOSED) h->write_errors++;
+}
+
+static void tick_flood(harness *h)
+{
+    static uint8_t chunk[FLOOD_WRITE_BYTES];
+    int err = net_http_stream_write(h->stream, chunk, sizeof chunk);
+
+    if (err == 0) {
+        h->flood_accepted += sizeof chunk;
+        return;
+    }
+    if (err != KN_EBUSY) {
+        h->write_errors++;
+        return;
+    }
+    /* What the node does with a subscriber that cannot keep up. */
+    h->busy_writes++;
+    atomic_store(&h->busy_seen, 1);
+    end_stream(h);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    harness *h = t->data;
+    if (h->stream == NULL) {
+        uv_timer_stop(t);
+        return;
+    }
+    switch (h->mode) {
+    case STREAM_EVENTS: tick_events(h); break;
+    case STREAM_FOREVER: tick_forever(h); break;
+    case STREAM_FLOOD: tick_flood(h); break;
+    default: break;
+    }
+}
+
+static void start_stream(harness *h, net_http_req *r)
+{
+    static const char *const sse_headers[] = {"X-Koinon-Stream", "events", NULL};
+
+    net_http_stream_start(r, "text/event-stream", sse_headers, on_stream_gone, h);
+    h->stream = r;
+    /* The headers leave with the first bytes: an SSE comment sends them now. */
+    if (net_http_stream_write(r, STREAM_OPENER, strlen(STREAM_OPENER)) != 0) h->write_errors++;
+    if (h->mode == STREAM_QUIET) return;
+    uint64_t every = h->mode == STREAM_FLOOD ? FLOOD_INTERVAL_MS : EVENT_INTERVAL_MS;
+    uv_timer_start(&h->ticker, on_tick, every, every);
+}
+
 static void respond_not_found(net_http_req *r)
 {
     char body[512];
@@ -278,19 +494,18 @@ static void handler(void *ctx, net_http_req *r)
     } else if (strcmp(path, "/hang") == 0) {
         net_http_defer(r, on_gone, h);
         h->kept = r;
+    } else if (strcmp(path, "/events") == 0) {
+        start_stream(h, r);
     } else {
         respond_not_found(r);
     }
 }
 
-/* Runs the server until the client has finished (and, when expected, gone has
- * run), stops it, and runs the loop until every handle has closed. */
-static void run(harness *h, client_fn client, int port_offset)
+/* Starts the server and a client thread running thread_main. */
+static void start(harness *h, void *(*thread_main)(void *), int port_offset)
 {
     alarm(30);
     h->port = (uint16_t)(30000 + getpid() % 20000 + port_offset);
-    h->client = client;
-    h->pending = h->expect_gone ? 2 : 1;
     assert_int_equal(uv_loop_init(&h->loop), 0);
     assert_int_equal(net_http_start(&h->loop, "127.0.0.1", h->port, BODY_MAX_BYTES, handler, h,
                                     &h->server),
@@ -299,13 +514,18 @@ static void run(harness *h, client_fn client, int port_offset)
     h->client_done.data = h;
     uv_timer_init(&h->loop, &h->later);
     h->later.data = h;
+    uv_timer_init(&h->loop, &h->ticker);
+    h->ticker.data = h;
     uv_timer_init(&h->loop, &h->deadline);
     h->deadline.data = h;
     uv_timer_start(&h->deadline, on_deadline, DEADLINE_MS, 0);
-    assert_int_equal(pthread_create(&h->client_thread, NULL, client_main, h), 0);
+    assert_int_equal(pthread_create(&h->client_thread, NULL, thread_main, h), 0);
+}
 
-    uv_run(&h->loop, UV_RUN_DEFAULT);
-    assert_false(h->teardown_hung);
+/* After the loop has stopped the server: joins the client and checks that
+ * every handle closed. */
+static void finish(harness *h)
+{
     pthread_join(h->client_thread, NULL);
     uv_close((uv_handle_t *)&h->deadline, NULL);
     uv_run(&h->loop, UV_RUN_DEFAULT);
@@ -314,10 +534,24 @@ static void run(harness *h, client_fn client, int port_offset)
     alarm(0);
 }
 
+/* Runs the server until the client has finished (and, when expected, gone has
+ * run), stops it, and runs the loop until every handle has closed. */
+static void run(harness *h, client_fn client, int port_offset)
+{
+    h->client = client;
+    h->pending = h->expect_gone ? 2 : 1;
+    start(h, client_main, port_offset);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    assert_false(h->teardown_hung);
+    finish(h);
+}
+
 static harness *harness_new(void)
 {
     harness *h = calloc(1, sizeof *h);
     atomic_init(&h->handler_entered, 0);
+    atomic_init(&h->events_seen, 0);
+    atomic_init(&h->busy_seen, 0);
     return h;
 }
 
@@ -504,33 +738,222 @@ static void stop_closes_open_connections_and_reports_deferred_gone(void **state)
     harness *h = harness_new();
 
     /* This client signals the loop itself, before it finishes. */
-    alarm(30);
-    h->port = (uint16_t)(30000 + getpid() % 20000 + 6);
     h->pending = 1;
-    assert_int_equal(uv_loop_init(&h->loop), 0);
-    assert_int_equal(net_http_start(&h->loop, "127.0.0.1", h->port, BODY_MAX_BYTES, handler, h,
-                                    &h->server),
-                     0);
-    uv_async_init(&h->loop, &h->client_done, on_client_done);
-    h->client_done.data = h;
-    uv_timer_init(&h->loop, &h->later);
-    uv_timer_init(&h->loop, &h->deadline);
-    h->deadline.data = h;
-    uv_timer_start(&h->deadline, on_deadline, DEADLINE_MS, 0);
-    assert_int_equal(pthread_create(&h->client_thread, NULL, client_open_at_stop_main, h), 0);
-
+    start(h, client_open_at_stop_main, 6);
     uv_run(&h->loop, UV_RUN_DEFAULT);
     assert_false(h->teardown_hung);
     assert_int_equal(h->gone_calls, 1); /* ran inside net_http_stop */
-    pthread_join(h->client_thread, NULL);
-    uv_close((uv_handle_t *)&h->deadline, NULL);
-    uv_run(&h->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&h->loop), 0);
-    assert_false(h->timed_out);
-    alarm(0);
+    finish(h);
 
     assert_int_equal(h->resp[0].status, 404);
     assert_int_equal(h->resp[1].status, 503);
+    assert_int_equal(h->client_eof, 1);
+    harness_free(h);
+}
+
+/* Opens GET /events and reads the head; -1 when that fails. */
+static int open_stream(harness *h, reader *rd, int rcvbuf_bytes)
+{
+    rd->fd = connect_with_rcvbuf(h->port, rcvbuf_bytes);
+    if (rd->fd < 0) return -1;
+    if (send_str(rd->fd, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n") && read_head(rd, &h->resp[0]))
+        return 0;
+    close(rd->fd);
+    return -1;
+}
+
+/* Reads chunks until the last one (or max_chunks, or an error), telling the
+ * loop after each how many events it has seen. */
+static void read_stream(harness *h, reader *rd, int max_chunks)
+{
+    while (h->chunks < max_chunks) {
+        long n = read_chunk(rd, h->stream_body, &h->stream_len, sizeof h->stream_body);
+        if (n < 0) return;
+        if (n == 0) {
+            h->stream_terminated = true;
+            return;
+        }
+        h->chunks++;
+        atomic_store(&h->events_seen, count_events(h->stream_body, h->stream_len));
+    }
+}
+
+static void client_events(harness *h)
+{
+    reader rd = {0};
+    if (open_stream(h, &rd, 0) != 0) return;
+    read_stream(h, &rd, 1 + BURST_EVENTS + 1); /* the opener, the events, the end */
+    /* The connection is still usable only if the stream ended exactly. */
+    if (h->stream_terminated && send_str(rd.fd, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n"))
+        read_head(&rd, &h->resp[1]);
+    close(rd.fd);
+}
+
+static void stream_delivers_events_in_order_as_chunks_then_ends(void **state)
+{
+    harness *h = harness_new();
+    char v[64];
+
+    h->mode = STREAM_EVENTS;
+    run(h, client_events, 7);
+    assert_int_equal(h->resp[0].status, 200);
+    assert_true(header_value(&h->resp[0], "content-type", v, sizeof v));
+    assert_string_equal(v, "text/event-stream");
+    assert_true(header_value(&h->resp[0], "cache-control", v, sizeof v));
+    assert_string_equal(v, "no-store");
+    assert_true(header_value(&h->resp[0], "transfer-encoding", v, sizeof v));
+    assert_string_equal(v, "chunked");
+    assert_true(header_value(&h->resp[0], "x-koinon-stream", v, sizeof v));
+    assert_string_equal(v, "events");
+    assert_false(header_value(&h->resp[0], "content-length", v, sizeof v));
+    /* Each event was written only after the client had read the one before,
+     * so each came as its own chunk, after the opener's. */
+    static const char want[] = STREAM_OPENER "id: 1\ndata: event 1\n\nid: 2\ndata: event 2\n\n"
+                                             "id: 3\ndata: event 3\n\n";
+    assert_int_equal(h->chunks, 1 + EVENTS);
+    assert_int_equal(h->stream_len, sizeof want - 1);
+    assert_memory_equal(h->stream_body, want, sizeof want - 1);
+    assert_true(h->stream_terminated);
+    assert_int_equal(h->resp[1].status, 404); /* same connection, next request */
+    assert_int_equal(h->write_errors, 0);
+    assert_int_equal(h->gone_calls, 0); /* ended streams never report gone */
+    assert_null(h->stream);
+    harness_free(h);
+}
+
+static void events_written_during_a_send_follow_it_in_order(void **state)
+{
+    harness *h = harness_new();
+    static const char want[] = STREAM_OPENER "id: 1\ndata: event 1\n\nid: 2\ndata: event 2\n\n"
+                                             "id: 3\ndata: event 3\n\nid: 4\ndata: event 4\n\n";
+
+    h->mode = STREAM_EVENTS;
+    h->burst = true;
+    run(h, client_events, 12);
+    assert_int_equal(h->resp[0].status, 200);
+    /* One chunk per send: the second of each pair went out when the first
+     * was written; the last one carried the end. */
+    assert_int_equal(h->chunks, 1 + BURST_EVENTS);
+    assert_int_equal(h->stream_len, sizeof want - 1);
+    assert_memory_equal(h->stream_body, want, sizeof want - 1);
+    assert_true(h->stream_terminated);
+    assert_int_equal(h->resp[1].status, 404);
+    assert_int_equal(h->write_errors, 0);
+    assert_int_equal(h->gone_calls, 0);
+    harness_free(h);
+}
+
+/* Reads the head, the opener and one event, then leaves while the server
+ * keeps writing. */
+static void client_leaves_stream(harness *h)
+{
+    reader rd = {0};
+    if (open_stream(h, &rd, 0) != 0) return;
+    read_stream(h, &rd, 2);
+    close(rd.fd);
+}
+
+static void client_that_leaves_a_stream_triggers_gone_once(void **state)
+{
+    harness *h = harness_new();
+
+    h->mode = STREAM_FOREVER;
+    h->expect_gone = true;
+    run(h, client_leaves_stream, 8);
+    assert_int_equal(h->resp[0].status, 200);
+    assert_int_equal(h->chunks, 2);
+    assert_int_equal(h->gone_calls, 1); /* not again at stop */
+    assert_int_equal(h->write_in_gone, KN_ECLOSED);
+    assert_int_equal(h->write_errors, 0); /* every write returned 0 or KN_ECLOSED */
+    assert_null(h->stream);
+    harness_free(h);
+}
+
+/* Leaves a stream on which the server never writes: only the disconnect probe
+ * can notice. */
+static void client_leaves_quiet_stream(harness *h)
+{
+    reader rd = {0};
+    if (open_stream(h, &rd, 0) != 0) return;
+    close(rd.fd);
+}
+
+static void client_that_leaves_a_quiet_stream_is_noticed(void **state)
+{
+    harness *h = harness_new();
+
+    h->mode = STREAM_QUIET;
+    h->expect_gone = true;
+    run(h, client_leaves_quiet_stream, 9);
+    assert_int_equal(h->resp[0].status, 200);
+    assert_int_equal(h->gone_calls, 1);
+    assert_int_equal(h->write_in_gone, KN_ECLOSED);
+    assert_null(h->stream);
+    harness_free(h);
+}
+
+/* Never reads past the head, with a small receive window, until the server
+ * has reported the stream busy. */
+static void client_never_reads(harness *h)
+{
+    reader rd = {0};
+    if (open_stream(h, &rd, SMALL_RCVBUF_BYTES) != 0) return;
+    for (int i = 0; i < 500 && atomic_load(&h->busy_seen) == 0; i++) usleep(10000);
+    close(rd.fd);
+}
+
+static void client_that_does_not_read_gets_busy_at_the_buffer_limit(void **state)
+{
+    harness *h = harness_new();
+
+    h->mode = STREAM_FLOOD;
+    run(h, client_never_reads, 10);
+    assert_int_equal(h->resp[0].status, 200);
+    assert_int_equal(h->busy_writes, 1);
+    assert_int_equal(h->write_errors, 0);
+    /* The server buffered the full allowance before refusing, on top of
+     * whatever the sockets took. */
+    assert_true(h->flood_accepted >= NET_HTTP_STREAM_BUFFER_MAX);
+    assert_int_equal(h->gone_calls, 0); /* ended by the owner, not gone */
+    harness_free(h);
+}
+
+/* Leaves a quiet stream open while the loop stops the server, then expects
+ * the end of the body and the connection closed. */
+static void client_stream_open_at_stop(harness *h)
+{
+    reader rd = {0};
+    int opened = open_stream(h, &rd, 0);
+    uv_async_send(&h->client_done); /* the loop stops the server now */
+    if (opened != 0) return;
+    read_stream(h, &rd, 2); /* the opener, then the end */
+    h->client_eof = reaches_eof(rd.fd);
+    close(rd.fd);
+}
+
+static void *client_stream_open_at_stop_main(void *arg)
+{
+    client_stream_open_at_stop(arg);
+    return NULL;
+}
+
+static void stop_ends_open_streams_and_reports_gone(void **state)
+{
+    harness *h = harness_new();
+
+    h->mode = STREAM_QUIET;
+    h->pending = 1;
+    start(h, client_stream_open_at_stop_main, 11);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    assert_false(h->teardown_hung);
+    assert_int_equal(h->gone_calls, 1); /* ran inside net_http_stop */
+    assert_int_equal(h->write_in_gone, KN_ECLOSED);
+    assert_null(h->stream);
+    finish(h);
+
+    assert_int_equal(h->resp[0].status, 200);
+    assert_int_equal(h->chunks, 1);
+    assert_true(h->stream_terminated);
     assert_int_equal(h->client_eof, 1);
     harness_free(h);
 }
@@ -557,6 +980,12 @@ int main(void)
         cmocka_unit_test(deferred_request_is_answered_from_a_timer),
         cmocka_unit_test(client_that_leaves_a_deferred_request_triggers_gone),
         cmocka_unit_test(stop_closes_open_connections_and_reports_deferred_gone),
+        cmocka_unit_test(stream_delivers_events_in_order_as_chunks_then_ends),
+        cmocka_unit_test(events_written_during_a_send_follow_it_in_order),
+        cmocka_unit_test(client_that_leaves_a_stream_triggers_gone_once),
+        cmocka_unit_test(client_that_leaves_a_quiet_stream_is_noticed),
+        cmocka_unit_test(client_that_does_not_read_gets_busy_at_the_buffer_limit),
+        cmocka_unit_test(stop_ends_open_streams_and_reports_gone),
         cmocka_unit_test(bad_listen_address_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
