@@ -407,6 +407,7 @@ static enum node_api_route route_of(const char *path)
         return NODE_ROUTE_CURRENCIES;
     if (route_arg(path, "/v1/blocks/")) return NODE_ROUTE_BLOCKS;
     if (strcmp(path, "/metrics") == 0) return NODE_ROUTE_METRICS;
+    if (strcmp(path, "/v1/events") == 0) return NODE_ROUTE_EVENTS;
     if (strcmp(path, "/dashboard") == 0 || strcmp(path, "/") == 0) return NODE_ROUTE_DASHBOARD;
     return NODE_ROUTE_OTHER;
 }
@@ -444,6 +445,7 @@ void node__api_handle(void *ctx, net_http_req *req)
     case NODE_ROUTE_BLOCKS: with_read_txn(n, req, get_block, route_arg(path, "/v1/blocks/")); break;
     case NODE_ROUTE_METRICS: get_metrics(n, req); break;
     case NODE_ROUTE_DASHBOARD: get_dashboard(n, req); break;
+    case NODE_ROUTE_EVENTS: node__events_subscribe(n, req); break;
     default: KN_REQUIRE(!"route without a handler");
     }
 }

@@ -428,6 +428,7 @@ static void run_actions(node *n, cons_actions *acts)
         case CONS_ACT_COMMIT: commit_decided(n, a); break;
         case CONS_ACT_EVIDENCE:
             node__health_on_evidence(n, &a->u.evidence.a);
+            node__events_evidence(n, &a->u.evidence.a);
             KN_WARN("cons", "equivocation: two conflicting votes from one validator",
                     "validator=%s height=%llu round=%u",
                     n->cfg->validators[a->u.evidence.a.validator].name,
@@ -747,6 +748,7 @@ int node__commit_block(node *n, const uint8_t *block, size_t block_len, const ui
         KN_INFO("cons", "block committed", "height=%llu txs=%u",
                 (unsigned long long)v.hdr.height, v.hdr.n_txs);
         node__mempool_after_commit(n, &v, (const uint8_t(*)[KN_HASH_BYTES])ids);
+        node__events_block(n, v.hdr.height);
     }
     ledger_block_view_free(&v);
     free(txs);

@@ -42,10 +42,13 @@ enum node_msg {
 #define NODE_FUTURE_MAX 256          /* early messages kept for the next height */
 #define NODE_FUTURE_BYTES_MAX (32u << 20)
 #define NODE_OWN_VOTES_MAX 64        /* own votes kept per height (the latest) */
+#define NODE_SUBSCRIBERS_MAX 64      /* open GET /v1/events streams */
+#define NODE_EVENTS_BACKLOG_MAX 256  /* blocks sent to a subscriber that resumes */
 
 /* ---------------------------------------------------------------- mempool */
 
 typedef struct node__client node__client;
+typedef struct node__subscriber node__subscriber;
 typedef struct node node;
 
 typedef struct node__mp_entry {
@@ -250,6 +253,8 @@ typedef struct node {
     uint32_t jobs_in_flight;
     node__client *wait_head, *wait_tail;
     node__health health;
+    node__subscriber *subscribers; /* GET /v1/events streams */
+    uint32_t n_subscribers;
 } node;
 
 /* driver.c */
@@ -313,6 +318,12 @@ void node__api_committed(net_http_req *req, const uint8_t id[KN_HASH_BYTES],
 /* The dashboard page, embedded at build time from node/dashboard/index.html. */
 extern const char node__dashboard_html[];
 extern const size_t node__dashboard_html_len;
+
+/* events.c: GET /v1/events, server-sent events. */
+void node__events_subscribe(node *n, net_http_req *req);
+void node__events_block(node *n, uint64_t height);
+void node__events_validator(node *n, uint32_t v, bool online);
+void node__events_evidence(node *n, const cons_vote *a);
 
 /* metrics.c: the Prometheus text of GET /metrics. */
 void node__metrics_text(node *n, kn_buf *b);

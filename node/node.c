@@ -33,6 +33,7 @@ static void peer_up(void *ctx, uint32_t peer)
     n->peer[peer].up = true;
     n->peer[peer].last_seen_ms = kn_mono_ms();
     KN_INFO("node", "validator online", "validator=%s", n->cfg->validators[peer].name);
+    node__events_validator(n, peer, true);
     node__send_status(n, peer);
     /* It may have missed what we said at this height (it was down, or just
      * restarted): our proposal and votes may be the quorum it needs. */
@@ -44,6 +45,7 @@ static void peer_down(void *ctx, uint32_t peer)
     node *n = ctx;
     n->peer[peer].up = false;
     KN_WARN("node", "validator offline", "validator=%s", n->cfg->validators[peer].name);
+    node__events_validator(n, peer, false);
 }
 
 static void peer_message(void *ctx, uint32_t peer, const uint8_t *msg, size_t len)

@@ -383,9 +383,27 @@ r=$(jq -r '"\(.id) \(.height) \(.result.code)"' <<<"$out")
 expect_state "$S1" "resubmissions moved nothing more"
 
 # ---------------------------------------------------------------- a valid transfer
+# A subscriber to the event stream sees the block that commits it.
+curl -sN -m 8 "$URL/v1/events" >"$WORK/events.txt" 2>/dev/null &
+EVENTS_PID=$!
+sleep 0.5
 cli transfer --key "$WORK/holder-a.json" --currency SVQ --to "$PK_B" --amount 250 --node "$URL" --wait --json
 expect_cli 0 200 .result.code ok "transfer of 250 from A to B (--wait)"
 ID2=$(jq -r .id <<<"$out")
+sleep 0.5
+kill "$EVENTS_PID" 2>/dev/null || true
+wait "$EVENTS_PID" 2>/dev/null || true
+ev=$(grep '^data: ' "$WORK/events.txt" | sed 's/^data: //' |
+  jq -r --arg id "$ID2" 'select(.txs) | .txs[] | select(.id == $id) | .result')
+[ "$ev" = ok ] && ok "GET /v1/events: the block event lists the transfer with result ok" ||
+  bad "no block event with $ID2 in: $(head -c 300 "$WORK/events.txt")"
+# Resuming from a height replays the stored blocks from there.
+first=$(curl -sN -m 2 "$URL/v1/events?from_height=1" 2>/dev/null | grep -m1 '^id: ' || true)
+[ "$first" = "id: 1" ] && ok "GET /v1/events?from_height=1 starts at block 1" ||
+  bad "resume from height 1 started with '$first'"
+first=$(curl -sN -m 2 -H 'Last-Event-ID: 1' "$URL/v1/events" 2>/dev/null | grep -m1 '^id: ' || true)
+[ "$first" = "id: 2" ] && ok "Last-Event-ID: 1 resumes at block 2" ||
+  bad "Last-Event-ID: 1 resumed with '$first'"
 expect_state "A=708 B=292 supply=1000 height=$((h1 + 1)) mempool=0" "the transfer moved exactly 250"
 http GET "/v1/txs/$ID2"
 r=$(jq -r '"\(.status) \(.height) \(.result.code)"' <<<"$body")
