@@ -23,7 +23,8 @@ BIN=$(cd "${1:?usage: test_api.sh BIN_DIR}" && pwd)
 KOINON="$BIN/koinon"
 KOINOND="$BIN/koinond"
 WORK=$(mktemp -d /tmp/koinon-api.XXXXXX)
-BASE_PORT=$((30000 + ($$ % 50) * 100))
+# Test ports stay below the kernel's ephemeral range (32768+).
+BASE_PORT=$((10000 + ($$ % 50) * 100))
 PORT_A=$BASE_PORT         # part A: API P, peers P+100
 PORT_B=$((BASE_PORT + 10)) # part B: API P+10..P+13, peers P+110..P+113
 CHAIN_A="koinon-api-a-$$"  # unique, so a stray node on our port cannot pass for ours
@@ -397,6 +398,11 @@ ev=$(grep '^data: ' "$WORK/events.txt" | sed 's/^data: //' |
   jq -r --arg id "$ID2" 'select(.txs) | .txs[] | select(.id == $id) | .result')
 [ "$ev" = ok ] && ok "GET /v1/events: the block event lists the transfer with result ok" ||
   bad "no block event with $ID2 in: $(head -c 300 "$WORK/events.txt")"
+# The terminal view: one redraw shows the validator and the height.
+watch=$(timeout 2 "$BIN/koinon" status --watch --interval 500 --node "$URL" 2>&1 || true)
+grep -q "^$NAME_A .* online " <<<"$watch" && grep -q "height $((h1 + 1)) " <<<"$watch" &&
+  ok "koinon status --watch shows $NAME_A online at height $((h1 + 1))" ||
+  bad "koinon status --watch showed: ${watch:0:300}"
 # Resuming from a height replays the stored blocks from there.
 first=$(curl -sN -m 2 "$URL/v1/events?from_height=1" 2>/dev/null | grep -m1 '^id: ' || true)
 [ "$first" = "id: 1" ] && ok "GET /v1/events?from_height=1 starts at block 1" ||

@@ -15,7 +15,8 @@ BIN=$(cd "$1" && pwd)
 KOINON="$BIN/koinon"
 KOINOND="$BIN/koinond"
 WORK=$(mktemp -d /tmp/koinon-consortium.XXXXXX)
-BASE_PORT=$((42000 + ($$ % 90) * 200))
+# Test ports stay below the kernel's ephemeral range (32768+).
+BASE_PORT=$((15000 + ($$ % 25) * 200))
 HOLDERS=10
 TRANSFERS=${KOINON_TEST_TRANSFERS:-1000}
 PIDS=()

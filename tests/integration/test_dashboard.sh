@@ -24,7 +24,8 @@ KOINON="$BIN/koinon"
 KOINOND="$BIN/koinond"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PAGE="$HERE/../../node/dashboard/index.html"
-BASE_PORT=$((32000 + ($$ % 50) * 200))   # API P..P+3, peers P+100..P+103
+# Below the kernel's ephemeral range (32768+). API P..P+3, peers P+100..P+103.
+BASE_PORT=$((30000 + ($$ % 12) * 200))
 OFFLINE_BOUND_S=10
 PLAYWRIGHT_VERSION=1.65.1
 CACHE=${KOINON_E2E_CACHE:-$HOME/.cache/koinon-e2e}
