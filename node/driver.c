@@ -676,25 +676,6 @@ static void replay_future(node *n)
 
 /* ---------------------------------------------------------------- commit */
 
-static int decode_block_txs(const ledger_block_view *v, ledger_tx **txs_out,
-                            uint8_t (**ids_out)[KN_HASH_BYTES])
-{
-    ledger_tx *txs = malloc(sizeof *txs * (v->hdr.n_txs + 1));
-    uint8_t(*ids)[KN_HASH_BYTES] = malloc(KN_HASH_BYTES * (size_t)(v->hdr.n_txs + 1));
-    KN_REQUIRE(txs != NULL && ids != NULL);
-    for (uint32_t i = 0; i < v->hdr.n_txs; i++) {
-        if (ledger_tx_decode(v->txs[i].p, v->txs[i].n, &txs[i])) {
-            free(txs);
-            free(ids);
-            return KN_EBADBLOCK;
-        }
-        memcpy(ids[i], txs[i].id, KN_HASH_BYTES);
-    }
-    *txs_out = txs;
-    *ids_out = ids;
-    return 0;
-}
-
 static int execute(node *n, const ledger_block_view *v, const uint8_t *block, size_t block_len,
                    const ledger_tx *txs, const uint8_t *cert, size_t cert_len)
 {
@@ -737,7 +718,7 @@ int node__commit_block(node *n, const uint8_t *block, size_t block_len, const ui
     if (rc) return rc;
     ledger_tx *txs = NULL;
     uint8_t(*ids)[KN_HASH_BYTES] = NULL;
-    rc = decode_block_txs(&v, &txs, &ids);
+    rc = ledger_block_txs(&v, &txs, &ids);
     uint64_t prev_time_ms = n->chain.last_time_ms;
     if (!rc) rc = execute(n, &v, block, block_len, txs, cert, cert_len);
     if (!rc) {

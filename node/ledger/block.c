@@ -189,3 +189,22 @@ int ledger_block_check(const ledger_block_view *v, const ledger_chain *chain,
     if (memcmp(txs_hash, h->txs_hash, KN_HASH_BYTES) != 0) return KN_EBADBLOCK;
     return check_last_cert(v, vs, chain_id);
 }
+
+int ledger_block_txs(const ledger_block_view *v, ledger_tx **txs_out,
+                     uint8_t (**ids_out)[KN_HASH_BYTES])
+{
+    ledger_tx *txs = malloc(sizeof *txs * (v->hdr.n_txs + 1));
+    uint8_t(*ids)[KN_HASH_BYTES] = malloc(KN_HASH_BYTES * (size_t)(v->hdr.n_txs + 1));
+    KN_REQUIRE(txs != NULL && ids != NULL);
+    for (uint32_t i = 0; i < v->hdr.n_txs; i++) {
+        if (ledger_tx_decode(v->txs[i].p, v->txs[i].n, &txs[i])) {
+            free(txs);
+            free(ids);
+            return KN_EBADBLOCK;
+        }
+        memcpy(ids[i], txs[i].id, KN_HASH_BYTES);
+    }
+    *txs_out = txs;
+    *ids_out = ids;
+    return 0;
+}

@@ -188,6 +188,11 @@ void ledger_block_build(ledger_header *h, const ledger_slice *txs,
  * but the block id; KN_EDECODE/KN_ENONCANON/KN_ETOOBIG. */
 KN_MUST int ledger_block_decode(const uint8_t *p, size_t n, ledger_block_view *out);
 void ledger_block_view_free(ledger_block_view *v);
+/* Decodes every transaction of a block into *txs and their ids into *ids (both
+ * allocated here, freed by the caller with free()). KN_EBADBLOCK if one does
+ * not decode; nothing is allocated then. */
+KN_MUST int ledger_block_txs(const ledger_block_view *v, ledger_tx **txs,
+                             uint8_t (**ids)[KN_HASH_BYTES]);
 
 /* Checks a proposed block at chain tip `chain` against the validator set:
  * chain id, height = tip + 1, prev_id, state_hash, last_cert_hash, a last

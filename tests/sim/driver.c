@@ -153,25 +153,6 @@ static void schedule_timeout(sim_world *w, sim_node *n, const cons_action *a)
 
 /* ---------------------------------------------------------------- commit */
 
-static int decode_txs(const ledger_block_view *v, ledger_tx **txs_out,
-                      uint8_t (**ids_out)[KN_HASH_BYTES])
-{
-    ledger_tx *txs = malloc(sizeof *txs * (v->hdr.n_txs + 1));
-    uint8_t(*ids)[KN_HASH_BYTES] = malloc(KN_HASH_BYTES * (size_t)(v->hdr.n_txs + 1));
-    KN_REQUIRE(txs != NULL && ids != NULL);
-    for (uint32_t i = 0; i < v->hdr.n_txs; i++) {
-        if (ledger_tx_decode(v->txs[i].p, v->txs[i].n, &txs[i])) {
-            free(txs);
-            free(ids);
-            return KN_EBADBLOCK;
-        }
-        memcpy(ids[i], txs[i].id, KN_HASH_BYTES);
-    }
-    *txs_out = txs;
-    *ids_out = ids;
-    return 0;
-}
-
 static void mempool_after_commit(sim_node *n)
 {
     store_txn *t;
@@ -242,7 +223,7 @@ static int commit_block(sim_world *w, sim_node *n, const uint8_t *block, size_t 
     if (rc) return rc;
     ledger_tx *txs = NULL;
     uint8_t(*ids)[KN_HASH_BYTES] = NULL;
-    rc = decode_txs(&v, &txs, &ids);
+    rc = ledger_block_txs(&v, &txs, &ids);
     if (!rc && sim_correct(n) &&
         !sim_check_block(w, n, &v, txs, (const uint8_t(*)[KN_HASH_BYTES])ids, cert, cert_len))
         rc = KN_EBADBLOCK;
@@ -415,7 +396,7 @@ static int check_block(sim_world *w, sim_node *n, const uint8_t *block, size_t l
     uint8_t(*ids)[KN_HASH_BYTES] = NULL;
     if (memcmp(v.block_id, expected_id, KN_HASH_BYTES) != 0) rc = KN_EBADBLOCK;
     else if (v.hdr.time_ms > SIM_GENESIS_TIME_MS + w->now_ms + SIM_DRIFT_MS) rc = KN_EBADBLOCK;
-    if (!rc) rc = decode_txs(&v, &txs, &ids);
+    if (!rc) rc = ledger_block_txs(&v, &txs, &ids);
     for (uint32_t i = 0; !rc && i < v.hdr.n_txs; i++)
         if (ledger_tx_verify(&txs[i], w->chain_id)) rc = KN_EBADBLOCK;
     if (!rc)
