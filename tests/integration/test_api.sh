@@ -34,7 +34,7 @@ NODE_LOG=""  # log of the node under test
 URL=""       # its API
 FAILURES=0
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
+source "$(dirname "$0")/lib.sh"
 ok() { echo "ok: $*"; }
 # A check failed: report it and go on, so one bug does not hide the others.
 bad() {
@@ -51,29 +51,10 @@ die() {
   exit 1
 }
 
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-# Polls "$@" every 0.2 s until it succeeds, or dies after $1 seconds.
-wait_for() {
-  local secs=$1 what=$2
-  shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@"; do
-    [ $SECONDS -lt $deadline ] || die "timed out after ${secs}s waiting for: $what"
-    sleep 0.2
-  done
-}
+fail() { die "$@"; } # wait_for gives up through die
 
 # start_node CONFIG LOG: starts koinond; its pid goes to PIDS.
 start_node() {

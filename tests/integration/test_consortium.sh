@@ -27,39 +27,16 @@ wait_jobs() {
   for pid in "$@"; do wait "$pid"; done
 }
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
+source "$(dirname "$0")/lib.sh"
 fail() {
   log "FAIL: $*"
-  for i in 0 1 2 3; do
-    [ -f "$WORK/node$i.log" ] && { echo "--- tail of node$i.log"; tail -n 30 "$WORK/node$i.log"; }
-  done
+  tail_node_logs 30
   exit 1
-}
-
-cleanup() {
-  for pid in "${PIDS[@]}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 api() { echo "http://127.0.0.1:$((BASE_PORT + $1))"; }
-
-# Polls "$@" once a second until it succeeds, or fails after $1 seconds.
-wait_for() {
-  local secs=$1 what=$2
-  shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@"; do
-    [ $SECONDS -lt $deadline ] || fail "timed out after ${secs}s waiting for: $what"
-    sleep 1
-  done
-}
 
 height_of() { curl -sf "$(api "$1")/v1/status" | jq -r .height; }
 

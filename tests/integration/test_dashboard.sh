@@ -37,7 +37,7 @@ api() { echo "http://127.0.0.1:$((BASE_PORT + $1))"; }
 # node 0 (for working on the page without rebuilding).
 DASHBOARD_URL="$(api 0)/dashboard"""
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
+source "$(dirname "$0")/lib.sh"
 skip() {
   log "SKIP: $*"
   exit 0
@@ -70,36 +70,15 @@ fi
 WORK=$(mktemp -d /tmp/koinon-dashboard.XXXXXX)
 PIDS=()
 E2E_PID=""
-cleanup() {
-  [ -n "$E2E_PID" ] && kill "$E2E_PID" 2>/dev/null || true
-  for pid in "${PIDS[@]}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}" $E2E_PID; do
-    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap 'cleanup $E2E_PID' EXIT
 trap 'exit 1' INT TERM
 
 fail() {
   log "FAIL: $*"
-  for i in 0 1 2 3; do
-    [ -f "$WORK/node$i.log" ] && { echo "--- tail of node$i.log"; tail -n 20 "$WORK/node$i.log"; }
-  done
+  tail_node_logs 20
   exit 1
 }
 
-wait_for() {
-  local secs=$1 what=$2
-  shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@"; do
-    [ $SECONDS -lt $deadline ] || fail "timed out after ${secs}s waiting for: $what"
-    sleep 1
-  done
-}
 all_at_least() {
   local h=$1 i got
   for i in "${@:2}"; do
