@@ -69,7 +69,29 @@
     X(TIMEOUT, "timeout", "timed out")                                               \
     X(DOUBLESIGN, "double_sign", "refusing to sign a conflicting vote")              \
     X(BUSY, "busy", "resource is busy, retry later")                                 \
-    X(METHOD, "method_not_allowed", "method not allowed on this route")
+    X(METHOD, "method_not_allowed", "method not allowed on this route")              \
+    X(UNAUTHORISED, "not_authorised", "no signer holds the role this operation needs") \
+    X(QUORUM, "quorum_not_met", "fewer signatures than the role's threshold")        \
+    X(FROZEN, "account_frozen", "account is frozen")                                 \
+    X(ACCCLOSED, "account_closed", "account is closed")                              \
+    X(NOTAUTHACC, "account_not_authorised", "currency requires an authorised account") \
+    X(ROUTE, "route_not_allowed", "payment route is not allowed")                    \
+    X(CATEGORY, "category_not_allowed", "merchant category not allowed by the programme") \
+    X(NOPROGRAMME, "unknown_programme", "no such programme")                         \
+    X(INACTIVE, "programme_not_active", "programme is not running at this time")     \
+    X(PROGEXPIRED, "programme_expired", "programme has expired")                     \
+    X(NOTENDED, "programme_not_ended", "programme's end and grace period have not passed") \
+    X(BUDGET, "budget_exceeded", "programme budget would be exceeded")               \
+    X(CAP, "cap_exceeded", "beneficiary cap for the period would be exceeded")      \
+    X(DUPBATCH, "duplicate_batch", "batch id was already disbursed")                 \
+    X(EXISTS, "already_exists", "already exists")                                    \
+    X(NONZERO, "balance_not_zero", "account balance is not zero")                    \
+    X(FORBIDDEN, "not_allowed_by_currency", "the currency's flags forbid this operation") \
+    X(REVERSAL, "reversal_exceeds_original", "reversals would exceed the original amount") \
+    X(NOTRANSFER, "unknown_transfer", "no such transfer to reverse")                 \
+    X(NOROLE, "role_not_held", "key does not hold that role")                        \
+    X(LASTADMIN, "quorum_impossible", "fewer role holders would remain than the threshold") \
+    X(NOTBENEFICIARY, "not_a_beneficiary", "key is not a beneficiary of the currency")
 
 enum {
     KN_OK = 0,

@@ -176,7 +176,7 @@ static int admit(node *n, store_txn *scratch, verify_item *it, node__mp_entry **
 {
     *out = node__mempool_find(&n->mempool, it->tx.id);
     if (*out) return 0;
-    int rc = scratch ? ledger_tx_apply(scratch, &it->tx, n->chain.height + 1) : KN_ESTORE;
+    int rc = scratch ? ledger_tx_apply(scratch, &it->tx, n->chain.height + 1, n->chain.last_time_ms) : KN_ESTORE;
     if (rc) return rc;
     *out = node__mempool_add(&n->mempool, it->tx.id, it->bytes, it->len, it->tx.expiry_height);
     if (!*out) return KN_EFULL;

@@ -39,21 +39,10 @@ int ledger__put(store_txn *t, ledger__exec *ex, enum store_table tab, const void
     return 0;
 }
 
-void ledger__touch(ledger__exec *ex, const char *code)
-{
-    if (!ex) return;
-    for (uint32_t i = 0; i < ex->n_touched; i++)
-        if (strcmp(ex->touched[i], code) == 0) return;
-    /* Currencies exist only from the genesis, which holds at most this many. */
-    KN_REQUIRE(ex->n_touched < LEDGER_CURRENCIES_MAX);
-    strcpy(ex->touched[ex->n_touched++], code);
-}
-
 static void exec_init(ledger__exec *ex, const ledger_chain *ch,
                       const uint8_t block_id[KN_HASH_BYTES])
 {
     static const uint8_t zero = 0;
-    ex->n_touched = 0;
     crypto_generichash_init(&ex->hash, NULL, 0, KN_HASH_BYTES);
     crypto_generichash_update(&ex->hash, (const uint8_t *)KN_DOMAIN_STATE,
                               strlen(KN_DOMAIN_STATE));
@@ -77,34 +66,18 @@ static int record(store_txn *t, ledger__exec *ex, const uint8_t id[KN_HASH_BYTES
 }
 
 static int execute_tx(store_txn *t, ledger__exec *ex, const ledger_tx *tx, uint64_t height,
-                      uint32_t index)
+                      uint32_t index, uint64_t time_ms)
 {
     const uint8_t *p;
     size_t n;
     int rc = store_get(t, STORE_TXS, tx->id, KN_HASH_BYTES, &p, &n);
     if (rc == 0) return 0; /* committed before: never applied twice, record kept */
     if (rc != KN_ENOTFOUND) return rc;
-    int result = ledger__tx_apply(t, ex, tx, height);
+    int result = ledger__tx_apply(t, ex, tx, height, index, time_ms);
     /* Rule failures are results to record; a store failure ends the block. */
     if (store_error(t)) return store_error(t);
     KN_REQUIRE(result != KN_EDUPTX);
     return record(t, ex, tx->id, height, index, result);
-}
-
-/* Supply conservation of every currency the block touched: the issuing
- * account and the holders' total cancel out. */
-static int check_supply(store_txn *t, const ledger__exec *ex)
-{
-    for (uint32_t i = 0; i < ex->n_touched; i++) {
-        uint8_t key[LEDGER__KEY_MAX];
-        int64_t issuing, holders;
-        const char *code = ex->touched[i];
-        int rc = ledger__get_amount(t, key, ledger__key_issuing(key, code), &issuing);
-        if (!rc) rc = ledger__get_amount(t, key, ledger__key_holders(key, code), &holders);
-        if (rc) return rc == KN_ENOTFOUND ? KN_ESTORE : rc;
-        KN_REQUIRE(issuing <= 0 && holders >= 0 && issuing == -holders);
-    }
-    return 0;
 }
 
 static int store_block(store_txn *t, uint64_t height, const uint8_t *block, size_t block_len,
@@ -132,8 +105,7 @@ int ledger_block_execute(store_txn *t, const ledger_block_view *v, const uint8_t
     ledger__exec ex;
     exec_init(&ex, &ch, v->block_id);
     for (uint32_t i = 0; i < v->hdr.n_txs && !rc; i++)
-        rc = execute_tx(t, &ex, &txs[i], v->hdr.height, i);
-    if (!rc) rc = check_supply(t, &ex);
+        rc = execute_tx(t, &ex, &txs[i], v->hdr.height, i, v->hdr.time_ms);
     if (!rc) rc = store_block(t, v->hdr.height, block_bytes, block_len, cert_bytes, cert_len);
     if (rc) return rc;
     ch.height = v->hdr.height;
@@ -146,77 +118,3 @@ int ledger_block_execute(store_txn *t, const ledger_block_view *v, const uint8_t
     return rc ? rc : store_error(t);
 }
 
-/* ---------------------------------------------------------------- full scan */
-
-typedef struct audit_currency {
-    char code[LEDGER_CODE_MAX + 1];
-    uint64_t max_supply;
-    __int128 held;    /* sum of the holders' balances from the scan */
-    int64_t positive; /* holders with a balance above zero */
-} audit_currency;
-
-typedef struct audit {
-    uint32_t n;
-    audit_currency c[LEDGER_CURRENCIES_MAX];
-} audit;
-
-static void audit_add_currency(void *ctx, const ledger_currency *cur)
-{
-    audit *a = ctx;
-    KN_REQUIRE(a->n < LEDGER_CURRENCIES_MAX);
-    strcpy(a->c[a->n].code, cur->code);
-    a->c[a->n].max_supply = cur->max_supply;
-    a->c[a->n].held = 0;
-    a->c[a->n].positive = 0;
-    a->n++;
-}
-
-static audit_currency *audit_find(audit *a, const uint8_t *code, size_t n)
-{
-    for (uint32_t i = 0; i < a->n; i++)
-        if (strlen(a->c[i].code) == n && memcmp(a->c[i].code, code, n) == 0) return &a->c[i];
-    return NULL;
-}
-
-/* Sums every holder balance into its currency; false on a store error. */
-static bool audit_balances(store_txn *t, audit *a)
-{
-    store_iter *it;
-    if (store_iter_open(t, STORE_STATE, "b", 1, NULL, 0, &it)) return false;
-    const uint8_t *k, *v;
-    size_t kl, vl;
-    while (store_iter_next(it, &k, &kl, &v, &vl)) {
-        KN_REQUIRE(kl > 1 + KN_PK_BYTES);
-        audit_currency *cur = audit_find(a, k + 1 + KN_PK_BYTES, kl - 1 - KN_PK_BYTES);
-        KN_REQUIRE(cur != NULL); /* a balance in a currency that does not exist */
-        kn_cur c = kn_cur_make(v, vl);
-        int64_t balance;
-        KN_REQUIRE(kn_r_int(&c, &balance) == 0 && c.left == 0);
-        KN_REQUIRE(balance >= 0);
-        cur->held += balance;
-        cur->positive += balance > 0;
-    }
-    store_iter_close(it);
-    return store_error(t) == 0;
-}
-
-void ledger_check_invariants(store_txn *t)
-{
-    audit a = {0};
-    if (ledger_currencies_each(t, audit_add_currency, &a) || !audit_balances(t, &a)) {
-        KN_WARN(MOD, "invariant scan skipped", "err=%s", kn_errname(store_error(t)));
-        return;
-    }
-    for (uint32_t i = 0; i < a.n; i++) {
-        uint8_t key[LEDGER__KEY_MAX];
-        int64_t issuing, holders;
-        const char *code = a.c[i].code;
-        KN_REQUIRE(ledger__get_amount(t, key, ledger__key_issuing(key, code), &issuing) == 0);
-        KN_REQUIRE(ledger__get_amount(t, key, ledger__key_holders(key, code), &holders) == 0);
-        KN_REQUIRE(holders >= 0 && (__int128)holders == a.c[i].held);
-        KN_REQUIRE(issuing == -holders);
-        KN_REQUIRE((uint64_t)holders <= a.c[i].max_supply);
-        int64_t count;
-        KN_REQUIRE(ledger_holders_get(t, code, &count) == 0 && count == a.c[i].positive);
-    }
-}

@@ -7,23 +7,36 @@
  * the invariant scan), rules.c (the money rules over a per-transaction
  * overlay), exec.c (block execution and the state hash).
  *
- * State layout. STORE_STATE (codes are 1..LEDGER_CODE_MAX bytes without NUL,
- * pk is 32 raw bytes, every amount is a canonical msgpack int):
- *   "c" code          -> currency [1, code, name, city, scale, max_supply, issuer bin32]
- *   "i" code          -> issuing account balance, int <= 0 (minus the supply)
- *   "h" code          -> holders' total, int >= 0: the sum of every "b" balance of
- *                        the currency, kept by the rules so that supply
- *                        conservation is checked per block without a scan
- *   "b" pk code       -> holder balance, int >= 0. Keyed by key first, so the
- *                        accounts of one key are one prefix scan. A record exists
- *                        once the key has received the currency (implicit
- *                        accounts); a zero balance keeps its record.
- *   "n" code          -> number of holder accounts with a positive balance (absent: 0)
- *   "a" pk            -> consortium admin, msgpack true
- * The issuing account is not any key's account: the issuer key may also hold
- * an ordinary "b" balance without the two being confused.
- * Invariant per currency: "i" + "h" == 0, "h" == sum of its "b" records, and
- * "n" == the number of its "b" records above zero.
+ * State layout. STORE_STATE keys start with a tag byte; `code`, `id`, `sub`,
+ * `batch` and `category` are written as one length byte and the bytes (so no key
+ * is a prefix of another), pk and tx ids are raw 32 bytes, numbers big-endian,
+ * every amount or count a canonical msgpack int:
+ *   "g"                       -> consortium [admin_threshold]
+ *   "c" code                  -> currency (ledger__currency_encode, lead 1)
+ *   "A" owner code sub        -> account [kind, flags, balance, floor, demurrage_ms,
+ *                                received_ms]; keyed by owner first, so the accounts
+ *                                of one key are one prefix scan
+ *   "r" pk code               -> roles [mask, category, credit_limit] (code "" for
+ *                                the consortium admin role)
+ *   "R" code role pk          -> true: the holders of one role, for listing
+ *   "k" code role             -> number of holders of the role
+ *   "s" code stat             -> currency figure (enum ledger__stat)
+ *   "n" code kind             -> accounts of that kind with a positive balance
+ *   "P" code id               -> programme (ledger__programme_encode, lead 1, with manager)
+ *   "p" code id stat          -> programme figure (enum ledger__pstat)
+ *   "B" code id pk            -> true: the programme's beneficiaries, for the sweep
+ *   "q" code id pk period u64 -> disbursed to pk in that cap period
+ *   "d" code id batch         -> true: the batch was disbursed
+ *   "u" code id category      -> aid spent at that merchant category
+ *   "X" tx_id op u16          -> transfer [code, from, sub, to, amount], for reversals
+ *   "x" tx_id op u16          -> amount reversed so far
+ *   "H" owner cursor          -> movement [code, sub, amount, kind, counterparty,
+ *                                counterparty_sub, tx_id]; cursor = height u64,
+ *                                index u32, op u16, leg u16, so a reverse scan of
+ *                                one owner is the account history newest first
+ * Invariant per currency: the balances of all its accounts sum to zero, and the
+ * counts and figures match the accounts and records they summarise
+ * (ledger_check_invariants verifies it from a full scan).
  *
  * STORE_META:
  *   "chain"   -> [height, last_block_id bin32, state_hash bin32, last_time_ms,
@@ -52,15 +65,71 @@
 
 #include "node/ledger/ledger.h"
 
-#define LEDGER__KEY_MAX (1 + KN_PK_BYTES + LEDGER_CODE_MAX)
+#define LEDGER__KEY_MAX 96
 
-/* State key builders; each returns the key length. */
-size_t ledger__key_currency(uint8_t key[LEDGER__KEY_MAX], const char *code);
-size_t ledger__key_issuing(uint8_t key[LEDGER__KEY_MAX], const char *code);
-size_t ledger__key_holders(uint8_t key[LEDGER__KEY_MAX], const char *code);
-size_t ledger__key_holder_count(uint8_t key[LEDGER__KEY_MAX], const char *code);
-size_t ledger__key_balance(uint8_t key[LEDGER__KEY_MAX], const uint8_t pk[KN_PK_BYTES],
-                           const char *code);
+/* A state key under construction (see the layout above). */
+typedef struct ledger__key {
+    uint8_t n;
+    uint8_t b[LEDGER__KEY_MAX];
+} ledger__key;
+
+void ledger__key_tag(ledger__key *k, char tag);
+void ledger__key_raw(ledger__key *k, const void *p, size_t n);
+void ledger__key_str(ledger__key *k, const char *s); /* length byte, then the bytes */
+void ledger__key_u64(ledger__key *k, uint64_t v);
+void ledger__key_u32(ledger__key *k, uint32_t v);
+void ledger__key_u16(ledger__key *k, uint16_t v);
+
+enum ledger__stat {
+    LEDGER__ST_ISSUED = 1,
+    LEDGER__ST_RETIRED,
+    LEDGER__ST_REDEEMED,
+    LEDGER__ST_FEES,
+    LEDGER__ST_DEMURRAGE,
+    LEDGER__ST_CLAWED,
+};
+
+enum ledger__pstat {
+    LEDGER__PS_FUNDED = 1,
+    LEDGER__PS_DISBURSED,
+    LEDGER__PS_SPENT,
+    LEDGER__PS_RETURNED,
+    LEDGER__PS_EXPIRED,
+    LEDGER__PS_BENEFICIARIES,
+    LEDGER__PS_HAS_EXPIRED,
+};
+
+/* Keys of the records above. */
+void ledger__key_account(ledger__key *k, const char *code, const uint8_t owner[KN_PK_BYTES],
+                         const char *sub);
+void ledger__key_roles(ledger__key *k, const char *code, const uint8_t pk[KN_PK_BYTES]);
+void ledger__key_stat(ledger__key *k, const char *code, uint8_t stat);
+void ledger__key_count(ledger__key *k, const char *code, uint8_t role); /* "k" */
+void ledger__key_holders(ledger__key *k, const char *code, uint8_t kind); /* "n" */
+void ledger__key_pstat(ledger__key *k, const char *code, const char *id, uint8_t stat);
+void ledger__key_programme(ledger__key *k, const char *code, const char *id);
+
+/* Account values, roles and their encodings. */
+void ledger__account_encode(const ledger_account *a, kn_buf *b);
+/* Fills the value fields of a (its identity is the caller's). */
+KN_MUST int ledger__account_decode(const uint8_t *p, size_t n, ledger_account *a);
+void ledger__roles_encode(const ledger_roles *r, kn_buf *b);
+KN_MUST int ledger__roles_decode(const uint8_t *p, size_t n, ledger_roles *r);
+/* The kind of a key's main account for the roles it holds. */
+uint8_t ledger__main_kind(uint32_t role_mask);
+
+/* Currency and programme encodings shared by operations and stored records:
+ * the same fields after a lead (the operation kind, or the record version). */
+KN_MUST int ledger__currency_check(const ledger_currency *cur);
+void ledger__currency_encode(const ledger_currency *cur, uint8_t lead, kn_buf *b);
+KN_MUST int ledger__currency_decode(const uint8_t *p, size_t n, uint8_t lead,
+                                    ledger_currency *cur);
+void ledger__programme_encode(const ledger_programme *pg, uint8_t lead, bool with_manager,
+                              kn_buf *b);
+KN_MUST int ledger__programme_decode(const uint8_t *p, size_t n, uint8_t lead,
+                                     bool with_manager, ledger_programme *pg);
+/* A programme id of min..LEDGER_ID_MAX bytes of A-Z a-z 0-9 . _ - */
+bool ledger__id_ok(const char *id, size_t min);
 
 /* Reads a string of min..max bytes without NUL into out (NUL-terminated; out
  * holds max + 1). KN_ETOOBIG when longer, KN_EDECODE when shorter or holding a
@@ -70,27 +139,32 @@ KN_MUST int ledger__r_text(kn_cur *c, char *out, size_t min, size_t max);
 /* Stored int64 amount: 0, KN_ENOTFOUND, or a store error. A stored value that
  * does not decode is a broken invariant (the ledger wrote it). */
 KN_MUST int ledger__get_amount(store_txn *t, const uint8_t *key, size_t klen, int64_t *out);
+/* Same, with an absent record reading as 0. */
+KN_MUST int ledger__get_cell(store_txn *t, const ledger__key *k, int64_t *out);
+
+KN_MUST int ledger__currencies_count(store_txn *t, uint32_t *n);
+
+/* Writes the genesis state (consortium admins and threshold, the first
+ * currencies) through the rules' write path. */
+KN_MUST int ledger__genesis_state(store_txn *t, const ledger_genesis *g, uint32_t threshold);
 
 /* Writes the chain metadata (STORE_META "chain"). */
 KN_MUST int ledger__chain_put(store_txn *t, const ledger_chain *ch);
 
-/* Block execution context: the running state hash and the currencies whose
- * supply must be checked at the end of the block. NULL outside a block. */
+/* Block execution context: the running state hash. NULL outside a block. */
 typedef struct ledger__exec {
     crypto_generichash_state hash;
-    uint32_t n_touched;
-    char touched[LEDGER_CURRENCIES_MAX][LEDGER_CODE_MAX + 1];
 } ledger__exec;
 
 /* The one write path for STORE_STATE and STORE_TXS: puts, and feeds the write
  * into ex's state hash when ex is not NULL. */
 KN_MUST int ledger__put(store_txn *t, ledger__exec *ex, enum store_table tab, const void *key,
                         size_t klen, const void *val, size_t vlen);
-void ledger__touch(ledger__exec *ex, const char *code);
 
-/* Rules with an execution context (exec.c passes one; ledger_tx_apply NULL). */
+/* Rules with an execution context (exec.c passes one; ledger_tx_apply NULL)
+ * and the transaction's index in its block (for the account history). */
 KN_MUST int ledger__tx_apply(store_txn *t, ledger__exec *ex, const ledger_tx *tx,
-                             uint64_t height);
+                             uint64_t height, uint32_t index, uint64_t time_ms);
 
 /* txs_hash of a block: kn_hash(KN_DOMAIN_BLOCK, concatenated ids). */
 void ledger__txs_hash(uint8_t out[KN_HASH_BYTES], const uint8_t (*ids)[KN_HASH_BYTES],

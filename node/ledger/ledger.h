@@ -3,23 +3,45 @@
  * functions over a store transaction.
  *
  * Owns: the canonical transaction and block formats (msgpack), transaction ids,
- * signature rules, the ledger state layout in STORE_STATE, block execution into
- * the store (blocks, certificates, transaction results, chain metadata) and the
- * state hash that all validators must agree on.
+ * the money rules of municipal currencies (roles, currencies, accounts, aid
+ * programmes, spending routes, redemption, corrections, demurrage and mutual
+ * credit), the ledger state layout in STORE_STATE, block execution into the
+ * store (blocks, certificates, transaction results, chain metadata) and the
+ * state hash that all validators must agree on. docs/LEDGER.md states every
+ * rule with its authorisation and its error.
  *
- * Invariants: integers only; for every currency the balances, the issuing
- * account's negative balance included, sum to zero; no holder account is ever
- * negative; a transaction id is committed at most once. Rule failures return an
- * error code and leave the state as it was; broken invariants abort.
+ * Invariants: integers only; in every currency the balances of all accounts,
+ * the issuing account's negative balance included, sum to zero; no account is
+ * below its floor; a programme never disburses beyond its budget nor a
+ * beneficiary beyond its cap; reversals never exceed their original; a
+ * transaction id is committed at most once. Rule failures return an error code
+ * and leave the state as it was; broken invariants abort.
  *
  * Formats (canonical msgpack, see common.h):
  *   tx       [1, chain_id str, nonce uint, expiry_height uint, [op...], [[pk bin32, sig bin64]...]]
  *   body     [1, chain_id, nonce, expiry_height, [op...]]        (what is signed and hashed)
- *   issue    [1, currency str, issuer bin32, to bin32, amount uint, reserve_ref str]
- *   transfer [2, currency str, from bin32, to bin32, amount uint]
  *   header   [1, chain_id, height, time_ms, prev_id bin32, state_hash bin32,
  *             txs_hash bin32, last_cert_hash bin32, proposer uint, n_txs uint]
  *   block    [header, [tx...], last_cert | nil]
+ * Operations, each an array led by its kind (see enum ledger_op_kind):
+ *   issue      [1, code, amount, reserve_ref]
+ *   transfer   [2, code, from bin32, programme, to bin32, amount, memo bin(0|32)]
+ *   currency   [3, code, name, city, scale, max_supply, flags, [issuer_admin bin32...],
+ *               issuer_threshold, fee_bps, early_fee_bps, early_days,
+ *               demurrage_bps, demurrage_period_ms]
+ *   grant      [4, code, role, subject bin32, category, credit_limit]
+ *   revoke     [5, code, role, subject bin32]
+ *   account    [6, code, action, subject bin32]
+ *   retire     [7, code, amount, ref]
+ *   programme  [8, code, id, budget, start_ms, end_ms, cap, period_ms,
+ *               [category...], p2p bool, grace_ms]
+ *   fund       [9, code, programme, amount]
+ *   disburse   [10, code, programme, batch_id, [[beneficiary bin32, amount]...]]
+ *   redeem     [11, code, from bin32, amount, payout_ref]
+ *   reverse    [12, code, original tx id bin32, op index, amount, ref]
+ *   clawback   [13, code, subject bin32, programme, amount, case_ref]
+ *   expire     [14, code, programme]
+ * Strings are UTF-8 without NUL; `programme` is "" for a key's main account.
  * The tx id is kn_hash(KN_DOMAIN_TX, body); signatures are kn_sign(KN_DOMAIN_TX,
  * chain_id, body) and are listed in strictly increasing public key order. The
  * block id is kn_hash(KN_DOMAIN_BLOCK, header bytes); txs_hash is the hash of the
@@ -27,6 +49,12 @@
  * block carries for the previous block (zeros at height 1): any valid
  * certificate is accepted, since each validator gathers its own quorum of
  * precommits; state_hash is the state after the previous block.
+ *
+ * Usage: a client fills a ledger_tx, signs it with every key its operations
+ * need (ledger_tx_sign) and encodes it; a node decodes it, verifies the
+ * signatures off the loop (ledger_tx_verify), prechecks it against committed
+ * state (ledger_tx_apply in a scratch transaction), and the decided block
+ * applies it for good (ledger_block_execute).
  */
 #ifndef KOINON_LEDGER_H
 #define KOINON_LEDGER_H
@@ -35,24 +63,134 @@
 #include "consensus/consensus.h"
 #include "store/store.h"
 
-#define LEDGER_CODE_MAX 12     /* currency code length */
-#define LEDGER_NAME_MAX 63     /* currency and city names */
-#define LEDGER_REF_MAX 64      /* reserve attestation reference */
-#define LEDGER_OPS_MAX 16      /* operations per transaction */
-#define LEDGER_SIGS_MAX 8      /* signatures per transaction */
-#define LEDGER_TX_BYTES_MAX 4096
+#define LEDGER_CODE_MAX 12      /* currency code length */
+#define LEDGER_NAME_MAX 63      /* currency and city names */
+#define LEDGER_REF_MAX 64       /* reserve, payout, case and reversal references */
+#define LEDGER_ID_MAX 16        /* programme ids */
+#define LEDGER_BATCH_MAX 32     /* disbursement batch ids */
+#define LEDGER_CATEGORY_MAX 16  /* merchant categories */
+#define LEDGER_CATEGORIES_MAX 8 /* allowed categories per programme */
+#define LEDGER_OPS_MAX 16       /* operations per transaction */
+#define LEDGER_SIGS_MAX 8       /* signatures per transaction */
+#define LEDGER_PAYEES_MAX 128   /* beneficiaries per disbursement batch */
+#define LEDGER_TX_BYTES_MAX 8192
 #define LEDGER_CURRENCIES_MAX 64
 #define LEDGER_ADMINS_MAX 16
+#define LEDGER_BPS 10000 /* basis points in one */
+#define LEDGER_DEMURRAGE_PERIOD_MIN_MS 60000
+#define LEDGER_DAY_MS 86400000ull
 
-enum ledger_op_kind { LEDGER_OP_ISSUE = 1, LEDGER_OP_TRANSFER = 2 };
+enum ledger_op_kind {
+    LEDGER_OP_ISSUE = 1,
+    LEDGER_OP_TRANSFER = 2,
+    LEDGER_OP_CURRENCY = 3,
+    LEDGER_OP_GRANT = 4,
+    LEDGER_OP_REVOKE = 5,
+    LEDGER_OP_ACCOUNT = 6,
+    LEDGER_OP_RETIRE = 7,
+    LEDGER_OP_PROGRAMME = 8,
+    LEDGER_OP_FUND = 9,
+    LEDGER_OP_DISBURSE = 10,
+    LEDGER_OP_REDEEM = 11,
+    LEDGER_OP_REVERSE = 12,
+    LEDGER_OP_CLAWBACK = 13,
+    LEDGER_OP_EXPIRE = 14,
+    LEDGER_OP_KIND_MAX = 14
+};
 
-typedef struct ledger_op {
-    uint8_t kind; /* enum ledger_op_kind */
+/* Roles, granted per currency (consortium admin: for the whole consortium,
+ * with the code ""). Who may grant which is in docs/LEDGER.md. */
+enum ledger_role {
+    LEDGER_ROLE_CONSORTIUM_ADMIN = 1,
+    LEDGER_ROLE_ISSUER_ADMIN = 2,
+    LEDGER_ROLE_PROGRAMME_MANAGER = 3,
+    LEDGER_ROLE_AUDITOR = 4,
+    LEDGER_ROLE_MERCHANT = 5,
+    LEDGER_ROLE_SSE = 6,
+    LEDGER_ROLE_BENEFICIARY = 7,
+    LEDGER_ROLE_CLEARING = 8,
+    LEDGER_ROLE_MAX = 8
+};
+
+/* Currency flags, fixed at creation. */
+enum ledger_currency_flag {
+    LEDGER_CUR_AUTH_REQUIRED = 1 << 0, /* accounts must be authorised to hold it */
+    LEDGER_CUR_FREEZABLE = 1 << 1,
+    LEDGER_CUR_CLAWBACK = 1 << 2,
+    LEDGER_CUR_P2P = 1 << 3,           /* person-to-person payments */
+    LEDGER_CUR_HOLDER_REDEEM = 1 << 4, /* any holder may redeem, not only merchants and SSE */
+    LEDGER_CUR_DEMURRAGE = 1 << 5,
+    LEDGER_CUR_MUTUAL_CREDIT = 1 << 6, /* SSE accounts may go negative within a granted limit */
+    LEDGER_CUR_FLAGS_ALL = (1 << 7) - 1
+};
+
+enum ledger_account_action {
+    LEDGER_ACCOUNT_AUTHORISE = 1,
+    LEDGER_ACCOUNT_FREEZE = 2,
+    LEDGER_ACCOUNT_UNFREEZE = 3,
+    LEDGER_ACCOUNT_CLOSE = 4,
+    LEDGER_ACCOUNT_ACTION_MAX = 4
+};
+
+typedef struct ledger_currency {
+    char code[LEDGER_CODE_MAX + 1];
+    char name[LEDGER_NAME_MAX + 1];
+    char city[LEDGER_NAME_MAX + 1];
+    uint8_t scale; /* decimal places of a minor unit, 0..18 */
+    uint64_t max_supply;
+    uint32_t flags; /* enum ledger_currency_flag */
+    /* The first issuer admins (granted at creation; later ones by grant) and
+     * how many of them must sign issue, retire, fund, clawback and credit. */
+    uint32_t n_issuer_admins;
+    uint8_t issuer_admins[LEDGER_SIGS_MAX][KN_PK_BYTES];
+    uint32_t issuer_threshold;
+    /* Redemption fee: fee_bps of the amount, or early_fee_bps when the account
+     * last received money less than early_days ago. Rounded down. */
+    uint32_t fee_bps, early_fee_bps, early_days;
+    /* Demurrage (with LEDGER_CUR_DEMURRAGE): demurrage_bps of the balance per
+     * whole period held, charged when the account is next used. */
+    uint32_t demurrage_bps;
+    uint64_t demurrage_period_ms;
+} ledger_currency;
+
+typedef struct ledger_programme {
     char currency[LEDGER_CODE_MAX + 1];
-    uint8_t from[KN_PK_BYTES]; /* transfer: payer; issue: the issuer key */
-    uint8_t to[KN_PK_BYTES];
-    uint64_t amount; /* minor units, > 0 */
-    char ref[LEDGER_REF_MAX + 1]; /* issue only */
+    char id[LEDGER_ID_MAX + 1];
+    uint8_t manager[KN_PK_BYTES]; /* the programme manager who created it */
+    uint64_t budget;
+    uint64_t start_ms, end_ms; /* disbursing and spending in [start, end) */
+    uint64_t cap;              /* per beneficiary per period; 0: no cap */
+    uint64_t period_ms;        /* cap period from start_ms; 0: the whole programme */
+    uint32_t n_categories;     /* 0: any merchant category */
+    char categories[LEDGER_CATEGORIES_MAX][LEDGER_CATEGORY_MAX + 1];
+    bool p2p;          /* beneficiaries may pay each other from the aid */
+    uint64_t grace_ms; /* after end: then unspent aid returns to the treasury */
+} ledger_programme;
+
+typedef struct ledger_payee {
+    uint8_t pk[KN_PK_BYTES];
+    uint64_t amount;
+} ledger_payee;
+
+/* One operation. Which fields an operation uses is listed beside each; the
+ * rest stay zero. */
+typedef struct ledger_op {
+    uint8_t kind;                        /* enum ledger_op_kind */
+    char currency[LEDGER_CODE_MAX + 1];  /* all but grant/revoke of consortium admins ("") */
+    char programme[LEDGER_ID_MAX + 1];   /* transfer (payer's), fund, disburse, clawback, expire */
+    uint8_t from[KN_PK_BYTES];           /* transfer and redeem: payer; grant, revoke,
+                                            account, clawback: the subject */
+    uint8_t to[KN_PK_BYTES];             /* transfer: payee (all zero: the treasury) */
+    uint64_t amount;                     /* minor units, > 0 where an amount is moved;
+                                            grant: the SSE credit limit */
+    uint32_t role;                       /* grant, revoke: enum ledger_role;
+                                            account: enum ledger_account_action;
+                                            reverse: the original's op index */
+    char ref[LEDGER_REF_MAX + 1];        /* issue, retire, redeem, reverse, clawback:
+                                            reference; grant: merchant category;
+                                            disburse: batch id */
+    uint8_t link[KN_HASH_BYTES];         /* transfer: memo commitment; reverse: original tx id */
+    bool has_link;                       /* transfer: a memo commitment is present */
 } ledger_op;
 
 typedef struct ledger_sig {
@@ -60,12 +198,19 @@ typedef struct ledger_sig {
     uint8_t sig[KN_SIG_BYTES];
 } ledger_sig;
 
+/* A transaction. The big, rare payloads sit beside the operations: at most one
+ * currency or programme definition (for its creating operation) and at most
+ * one disbursement batch per transaction. */
 typedef struct ledger_tx {
     char chain_id[KN_CHAIN_ID_MAX + 1];
     uint64_t nonce;
     uint64_t expiry_height; /* last height at which it may commit */
     uint32_t n_ops;
     ledger_op ops[LEDGER_OPS_MAX];
+    ledger_currency currency_def; /* the currency operation's fields */
+    ledger_programme programme_def; /* the programme operation's fields */
+    uint32_t n_payees;
+    ledger_payee payees[LEDGER_PAYEES_MAX]; /* the disburse operation's batch */
     uint32_t n_sigs;
     ledger_sig sigs[LEDGER_SIGS_MAX];
     uint8_t id[KN_HASH_BYTES]; /* set by decode and by ledger_tx_sign */
@@ -75,39 +220,48 @@ typedef struct ledger_tx {
 void ledger_tx_body(const ledger_tx *tx, kn_buf *b);
 void ledger_tx_encode(const ledger_tx *tx, kn_buf *b);
 /* Decodes exactly one transaction filling all of [p, p+n): KN_EDECODE,
- * KN_ENONCANON, KN_ETOOBIG (over LEDGER_TX_BYTES_MAX or the op/sig limits),
- * KN_ENOOPS, KN_EUNKNOWNOP, KN_EZEROAMOUNT, KN_ESELFPAY. Sets tx->id. */
+ * KN_ENONCANON, KN_ETOOBIG (over LEDGER_TX_BYTES_MAX or a count limit),
+ * KN_ENOOPS, KN_EUNKNOWNOP, KN_EZEROAMOUNT, KN_ESELFPAY, KN_EINVAL (a field
+ * out of its range, two definitions or two batches in one transaction, an
+ * expire that is not alone). Sets tx->id. */
 KN_MUST int ledger_tx_decode(const uint8_t *p, size_t n, ledger_tx *tx);
 /* Adds kp's signature (keeping the order) and sets tx->id. KN_ETOOBIG when full. */
 KN_MUST int ledger_tx_sign(ledger_tx *tx, const kn_keypair *kp);
-/* Stateless checks: chain id matches (KN_EWRONGCHAIN), every signature verifies
- * (KN_EBADSIG), and every operation's authorising key (issue: issuer, transfer:
- * from) has signed (KN_EWRONGSIGNER). The expensive part: run off the loop. */
+/* Stateless checks: chain id matches (KN_EWRONGCHAIN), there is at least one
+ * signature (KN_EWRONGSIGNER) and every signature verifies (KN_EBADSIG). Who
+ * had to sign is a state rule (roles), checked by ledger_tx_apply. The
+ * expensive part: run off the loop. */
 KN_MUST int ledger_tx_verify(const ledger_tx *tx, const char *chain_id);
 
-/* ---------------------------------------------------------------- genesis */
+/* True when pk is among the transaction's signers. */
+bool ledger_tx_signed_by(const ledger_tx *tx, const uint8_t pk[KN_PK_BYTES]);
 
-typedef struct ledger_currency {
-    char code[LEDGER_CODE_MAX + 1];
-    char name[LEDGER_NAME_MAX + 1];
-    char city[LEDGER_NAME_MAX + 1];
-    uint8_t scale; /* decimal places of a minor unit */
-    uint64_t max_supply;
-    uint8_t issuer[KN_PK_BYTES];
-} ledger_currency;
+/* Names for the API and the CLI ("merchant", "issuer_admin", "beneficiary",
+ * "authorise", "transfer", ...), and back: 0 for an unknown name. */
+const char *ledger_role_name(uint32_t role);
+uint32_t ledger_role_parse(const char *name);
+const char *ledger_op_name(uint32_t kind);
+const char *ledger_action_name(uint32_t action);
+uint32_t ledger_action_parse(const char *name);
+const char *ledger_flag_name(uint32_t flag); /* one bit */
+uint32_t ledger_flag_parse(const char *name);
+
+/* ---------------------------------------------------------------- genesis */
 
 typedef struct ledger_genesis {
     char chain_id[KN_CHAIN_ID_MAX + 1];
     uint64_t time_ms;
     uint32_t n_currencies;
     ledger_currency currencies[LEDGER_CURRENCIES_MAX];
-    uint32_t n_admins;
+    uint32_t n_admins; /* the consortium admins */
     uint8_t admins[LEDGER_ADMINS_MAX][KN_PK_BYTES];
+    uint32_t admin_threshold; /* consortium admins that must sign; 0 means a majority */
 } ledger_genesis;
 
 /* Writes the genesis state into an empty store (height 0, state hash from the
  * genesis). KN_EINVAL if the store already has a chain, or for a bad genesis
- * (duplicate or empty currency code, zero max supply). */
+ * (a currency that its creating operation would refuse, a duplicate code, a
+ * threshold above the number of admins). */
 KN_MUST int ledger_genesis_apply(store_txn *t, const ledger_genesis *g);
 
 /* ---------------------------------------------------------------- state reads */
@@ -122,21 +276,149 @@ typedef struct ledger_chain {
 
 /* KN_ENOTFOUND before genesis. */
 KN_MUST int ledger_chain_get(store_txn *t, ledger_chain *out);
+/* The consortium admin threshold and count. */
+KN_MUST int ledger_consortium_get(store_txn *t, uint32_t *threshold, uint32_t *n_admins);
 KN_MUST int ledger_currency_get(store_txn *t, const char *code, ledger_currency *out);
-/* Circulating supply: minus the issuing account's balance. */
-KN_MUST int ledger_supply_get(store_txn *t, const char *code, int64_t *supply);
-/* Holder accounts with a positive balance; KN_ENOCURRENCY for an unknown code. */
-KN_MUST int ledger_holders_get(store_txn *t, const char *code, int64_t *holders);
-/* An absent account has balance 0 (returns 0); KN_ENOCURRENCY for an unknown code. */
-KN_MUST int ledger_balance_get(store_txn *t, const char *code, const uint8_t pk[KN_PK_BYTES],
-                               int64_t *balance);
-/* Calls cb for each currency in which pk holds a (possibly zero) account. */
-KN_MUST int ledger_balances_each(store_txn *t, const uint8_t pk[KN_PK_BYTES],
-                                 void (*cb)(void *ctx, const char *code, int64_t balance),
-                                 void *ctx);
 /* Every currency in code order. */
 KN_MUST int ledger_currencies_each(store_txn *t, void (*cb)(void *ctx, const ledger_currency *c),
                                    void *ctx);
+
+enum ledger_account_kind {
+    LEDGER_ACC_ISSUING = 1,   /* the currency's; its negative balance is the supply */
+    LEDGER_ACC_TREASURY = 2,  /* the currency's; issues land here */
+    LEDGER_ACC_PROGRAMME = 3, /* one per aid programme; disbursements leave from it */
+    LEDGER_ACC_BENEFICIARY = 4, /* a key's aid from one programme */
+    LEDGER_ACC_MERCHANT = 5,
+    LEDGER_ACC_SSE = 6,
+    LEDGER_ACC_CLEARING = 7,
+    LEDGER_ACC_FEES = 8,      /* the currency's redemption fees */
+    LEDGER_ACC_DEMURRAGE = 9, /* the currency's demurrage sink */
+    LEDGER_ACC_HOLDER = 10,   /* a key's own money without a business role */
+    LEDGER_ACC_KIND_MAX = 10
+};
+const char *ledger_account_kind_name(uint32_t kind);
+
+enum ledger_account_flag {
+    LEDGER_ACCF_AUTHORISED = 1 << 0,
+    LEDGER_ACCF_FROZEN = 1 << 1,
+    LEDGER_ACCF_CLOSED = 1 << 2
+};
+
+/* Names of the currency's own accounts, in place of a programme id. */
+#define LEDGER_SUB_ISSUING "#issuing"
+#define LEDGER_SUB_TREASURY "#treasury"
+#define LEDGER_SUB_FEES "#fees"
+#define LEDGER_SUB_DEMURRAGE "#demurrage"
+#define LEDGER_SUB_MAX 17 /* the longest of a programme id and the names above */
+
+/* An account: (currency, owner key, sub). A key's main account has sub "";
+ * its aid from a programme sits in the sub-account named by the programme id.
+ * The currency's own accounts have the all-zero owner and sub a programme id
+ * (the programme's account) or one of the LEDGER_SUB_ names. */
+typedef struct ledger_account {
+    char currency[LEDGER_CODE_MAX + 1];
+    uint8_t owner[KN_PK_BYTES];
+    char sub[LEDGER_SUB_MAX + 1];
+    uint8_t kind;  /* enum ledger_account_kind */
+    uint8_t flags; /* enum ledger_account_flag */
+    int64_t balance;
+    int64_t floor;          /* lowest balance allowed: 0, minus a credit limit, or INT64_MIN (issuing) */
+    uint64_t demurrage_ms;  /* demurrage charged up to this block time */
+    uint64_t received_ms;   /* block time of the last credit */
+} ledger_account;
+
+/* One account; KN_ENOCURRENCY for an unknown code, KN_ENOACCOUNT when absent. */
+KN_MUST int ledger_account_get(store_txn *t, const char *code, const uint8_t owner[KN_PK_BYTES],
+                               const char *sub, ledger_account *out);
+/* Main-account balance of pk: 0 when absent; KN_ENOCURRENCY for an unknown code. */
+KN_MUST int ledger_balance_get(store_txn *t, const char *code, const uint8_t pk[KN_PK_BYTES],
+                               int64_t *balance);
+/* Calls cb for every account of owner (all currencies, main accounts before
+ * sub-accounts of one currency). The all-zero owner lists the currencies'
+ * own accounts. */
+KN_MUST int ledger_accounts_each(store_txn *t, const uint8_t owner[KN_PK_BYTES],
+                                 void (*cb)(void *ctx, const ledger_account *a), void *ctx);
+
+/* Roles of a key in a currency ("" for the consortium admin role). */
+typedef struct ledger_roles {
+    char currency[LEDGER_CODE_MAX + 1];
+    uint32_t mask;                          /* bit (1 << role) per role held */
+    char category[LEDGER_CATEGORY_MAX + 1]; /* merchant category */
+    uint64_t credit_limit;                  /* SSE mutual credit limit */
+} ledger_roles;
+/* KN_ENOTFOUND when pk holds no role in code. */
+KN_MUST int ledger_roles_get(store_txn *t, const char *code, const uint8_t pk[KN_PK_BYTES],
+                             ledger_roles *out);
+KN_MUST int ledger_roles_each(store_txn *t, const uint8_t pk[KN_PK_BYTES],
+                              void (*cb)(void *ctx, const ledger_roles *r), void *ctx);
+/* Holders of one role in a currency, in key order. */
+KN_MUST int ledger_role_holders_each(store_txn *t, const char *code, uint32_t role,
+                                     void (*cb)(void *ctx, const uint8_t pk[KN_PK_BYTES]),
+                                     void *ctx);
+
+/* Figures of a currency, kept by the rules as they apply. */
+typedef struct ledger_currency_stats {
+    int64_t supply;       /* minus the issuing account's balance */
+    int64_t issued;       /* ever issued */
+    int64_t retired;      /* taken back out of the treasury */
+    int64_t redeemed;     /* paid out in euros (amount redeemed less fees) */
+    int64_t fees;         /* redemption fees collected */
+    int64_t demurrage;    /* demurrage collected */
+    int64_t clawed_back;
+    int64_t outstanding;  /* held by keys: the supply less the currency's own accounts */
+    int64_t holders[LEDGER_ACC_KIND_MAX + 1]; /* accounts with a positive balance, by kind */
+} ledger_currency_stats;
+KN_MUST int ledger_currency_stats_get(store_txn *t, const char *code, ledger_currency_stats *out);
+/* Circulating supply: minus the issuing account's balance. */
+KN_MUST int ledger_supply_get(store_txn *t, const char *code, int64_t *supply);
+/* Accounts of keys (not the currency's own) with a positive balance. */
+KN_MUST int ledger_holders_get(store_txn *t, const char *code, int64_t *holders);
+
+typedef struct ledger_programme_stats {
+    int64_t funded;    /* moved from the treasury to the programme account */
+    int64_t disbursed; /* to beneficiaries */
+    int64_t spent;     /* by beneficiaries, from the aid */
+    int64_t returned;  /* back to the treasury at expiry, reversals and clawbacks */
+    int64_t expired;   /* unspent aid swept at expiry (part of returned) */
+    int64_t beneficiaries;
+    bool has_expired;
+} ledger_programme_stats;
+/* KN_ENOCURRENCY, KN_ENOPROGRAMME. */
+KN_MUST int ledger_programme_get(store_txn *t, const char *code, const char *id,
+                                 ledger_programme *out, ledger_programme_stats *stats);
+KN_MUST int ledger_programmes_each(store_txn *t, const char *code,
+                                   void (*cb)(void *ctx, const ledger_programme *p), void *ctx);
+/* Aid spent per merchant category ("p2p" for payments between beneficiaries). */
+KN_MUST int ledger_programme_spent_each(store_txn *t, const char *code, const char *id,
+                                        void (*cb)(void *ctx, const char *category,
+                                                   int64_t amount),
+                                        void *ctx);
+
+/* One movement of money on one account, as the account history lists it. */
+typedef struct ledger_movement {
+    uint64_t height;
+    uint32_t index; /* of the transaction in its block */
+    uint32_t op;    /* of the operation in its transaction */
+    uint8_t tx_id[KN_HASH_BYTES];
+    uint8_t kind; /* enum ledger_op_kind; demurrage charges have LEDGER_MOVE_DEMURRAGE */
+    char currency[LEDGER_CODE_MAX + 1];
+    char sub[LEDGER_SUB_MAX + 1]; /* the account of the owner that moved */
+    int64_t amount; /* positive: received; negative: paid */
+    uint8_t counterparty[KN_PK_BYTES];
+    char counterparty_sub[LEDGER_SUB_MAX + 1];
+} ledger_movement;
+#define LEDGER_MOVE_DEMURRAGE 100
+#define LEDGER_MOVE_FEE 101
+#define LEDGER_CURSOR_BYTES 16 /* height u64, index u32, op u16, leg u16, big-endian */
+#define LEDGER_HISTORY_PAGE_MAX 500
+
+/* Newest first: up to limit movements of owner's accounts older than cursor
+ * (NULL: from the newest). *more is set when older ones remain, next is then
+ * the cursor to pass for them. */
+KN_MUST int ledger_history_page(store_txn *t, const uint8_t owner[KN_PK_BYTES],
+                                const uint8_t *cursor, uint32_t limit,
+                                void (*cb)(void *ctx, const ledger_movement *m), void *ctx,
+                                bool *more, uint8_t next[LEDGER_CURSOR_BYTES]);
 
 typedef struct ledger_tx_record {
     uint64_t height;
@@ -221,16 +503,20 @@ KN_MUST int ledger_block_execute(store_txn *t, const ledger_block_view *v,
 KN_MUST int ledger_block_get(store_txn *t, uint64_t height, const uint8_t **p, size_t *n);
 KN_MUST int ledger_cert_get(store_txn *t, uint64_t height, const uint8_t **p, size_t *n);
 
-/* Applies one transaction's operations atomically inside t: the operations
- * are computed on a small in-memory write set and written only when all of
- * them pass. Returns 0, or the rule error with no change (KN_EDUPTX for an id
- * already committed). Used by block execution and by admission to the
- * mempool, which runs it in a scratch transaction that is never committed. */
-KN_MUST int ledger_tx_apply(store_txn *t, const ledger_tx *tx, uint64_t height);
+/* Applies one transaction's operations atomically inside t at block time
+ * time_ms: the operations are computed on an in-memory write set and written
+ * only when all of them pass. Returns 0, or the rule error with no change
+ * (KN_EDUPTX for an id already committed). Used by block execution and by
+ * admission to the mempool, which runs it in a scratch transaction that is
+ * never committed. */
+KN_MUST int ledger_tx_apply(store_txn *t, const ledger_tx *tx, uint64_t height,
+                            uint64_t time_ms);
 
-/* Sums every balance of every currency from a full scan and aborts if any
- * currency does not sum to zero or a holder is negative. For tests and debug
- * builds: costs a scan of the whole state. */
+/* Checks every invariant from a full scan and aborts on the first broken one:
+ * each currency's balances sum to zero and match its supply and counts, no
+ * account is below its floor, no programme disbursed beyond its budget or
+ * funding, no beneficiary beyond its cap, no reversal beyond its original.
+ * For tests and debug builds: costs a scan of the whole state. */
 void ledger_check_invariants(store_txn *t);
 
 /* The consensus safety state, stored in STORE_META. */

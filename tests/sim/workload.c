@@ -3,10 +3,11 @@
  * keys, the same transactions and the same signatures every time.
  *
  * The workload mixes transactions that pass with ones that break a rule, so
- * that blocks record failures too: issues (until the small currency runs
- * into its maximum supply), transfers (many of them overdrafts or from keys
- * without an account), issues signed by a key that is not the issuer, and
- * exact duplicates of earlier transactions sent to another validator. */
+ * that blocks record failures too: issues into the treasury (until the small
+ * currency runs into its maximum supply), payments from the treasury,
+ * transfers between clients (many of them overdrafts or from keys without an
+ * account), issues signed by a key that is not the issuer, and exact
+ * duplicates of earlier transactions sent to another validator. */
 #include "tests/sim/sim.h"
 
 #include <stdio.h>
@@ -34,7 +35,10 @@ static void add_currency(ledger_genesis *g, const char *code, const char *name, 
     snprintf(c->city, sizeof c->city, "Simulation");
     c->scale = 2;
     c->max_supply = max;
-    memcpy(c->issuer, issuer, KN_PK_BYTES);
+    c->flags = LEDGER_CUR_P2P;
+    c->n_issuer_admins = 1;
+    c->issuer_threshold = 1;
+    memcpy(c->issuer_admins[0], issuer, KN_PK_BYTES);
 }
 
 void sim_workload_setup(sim_world *w)
@@ -79,26 +83,29 @@ static void make_tx(sim_world *w, kn_buf *out)
     snprintf(op->currency, sizeof op->currency, "%s", cur ? "BRIX" : "LEAF");
     const kn_keypair *signer;
     uint64_t roll = sim_rng_below(&w->rng, 100);
-    if (roll < 35) { /* issue by the issuer */
+    if (roll < 15) { /* issue into the treasury */
         op->kind = LEDGER_OP_ISSUE;
         signer = &w->clients[cur];
-        memcpy(op->to, w->clients[pick_client(w, cur)].pk, KN_PK_BYTES);
-        op->amount = sim_rng_range(&w->rng, 1, 3000);
+        op->amount = sim_rng_range(&w->rng, 1, 6000);
         snprintf(op->ref, sizeof op->ref, "reserve-%llu", (unsigned long long)tx.nonce);
+    } else if (roll < 35) { /* the treasury pays a client, at times beyond its means */
+        op->kind = LEDGER_OP_TRANSFER;
+        signer = &w->clients[cur];
+        memcpy(op->to, w->clients[pick_client(w, SIM_CLIENTS)].pk, KN_PK_BYTES);
+        op->amount = sim_rng_range(&w->rng, 1, 3000);
     } else if (roll < 90) { /* transfer, often more than the payer holds */
         op->kind = LEDGER_OP_TRANSFER;
         uint32_t from = pick_client(w, SIM_CLIENTS);
         signer = &w->clients[from];
+        memcpy(op->from, signer->pk, KN_PK_BYTES);
         memcpy(op->to, w->clients[pick_client(w, from)].pk, KN_PK_BYTES);
         op->amount = sim_rng_range(&w->rng, 1, 2500);
     } else { /* an issue signed by a key that is not the issuer */
         op->kind = LEDGER_OP_ISSUE;
-        uint32_t who = pick_client(w, cur);
-        signer = &w->clients[who];
-        memcpy(op->to, w->clients[pick_client(w, who)].pk, KN_PK_BYTES);
+        signer = &w->clients[pick_client(w, cur)];
         op->amount = sim_rng_range(&w->rng, 1, 100);
+        snprintf(op->ref, sizeof op->ref, "forged-%llu", (unsigned long long)tx.nonce);
     }
-    memcpy(op->from, signer->pk, KN_PK_BYTES);
     KN_REQUIRE(ledger_tx_sign(&tx, signer) == 0);
     ledger_tx_encode(&tx, out);
 }
