@@ -1,5 +1,6 @@
 /* The client API: JSON over HTTP. Routes are matched here; reads open one store
- * read transaction per request; submissions go to submit.c. */
+ * read transaction per request, so each answer is one consistent view of the
+ * ledger; submissions go to submit.c. docs/API.md is the contract. */
 #include "node/internal.h"
 
 #include <jansson.h>
@@ -116,60 +117,294 @@ static void post_txs(node *n, net_http_req *req)
     json_decref(root);
 }
 
-static void get_tx(node *n, net_http_req *req, store_txn *t, const char *arg)
+/* ---------------------------------------------------------------- paths */
+
+/* A path after "/v1/", split at '/'. Segments are short: the longest is a hex
+ * key or transaction id; a longer one matches no route. */
+#define API_SEGS_MAX 4
+#define API_SEG_BYTES_MAX 80
+/* Lists that grow with the ledger (programmes, role holders) are cut here. */
+#define API_LIST_MAX 1000
+#define API_HISTORY_LIMIT_DEFAULT 50
+
+typedef struct api_path {
+    uint32_t n;
+    char seg[API_SEGS_MAX][API_SEG_BYTES_MAX + 1];
+} api_path;
+
+/* False for a path that is not "/v1/" and 1..API_SEGS_MAX non-empty segments. */
+static bool split_path(const char *path, api_path *out)
 {
-    uint8_t id[KN_HASH_BYTES];
-    ledger_tx_record rec;
-    if (kn_unhex(id, sizeof id, arg, strlen(arg))) {
-        node__api_error(req, 400, KN_EINVAL, "transaction id must be 64 hex digits");
-    } else if (ledger_tx_record_get(t, id, &rec) == 0) {
-        node__api_committed(req, id, &rec);
-    } else if (node__mempool_find(&n->mempool, id)) {
-        node__api_pending(req, id);
-    } else {
-        node__api_error(req, 404, KN_ENOTFOUND, "no such transaction");
+    out->n = 0;
+    if (strncmp(path, "/v1/", 4) != 0) return false;
+    for (const char *p = path + 4;; p++) {
+        size_t len = strcspn(p, "/");
+        if (len == 0 || len > API_SEG_BYTES_MAX || out->n == API_SEGS_MAX) return false;
+        memcpy(out->seg[out->n], p, len);
+        out->seg[out->n++][len] = '\0';
+        p += len;
+        if (*p == '\0') return true;
     }
 }
 
-typedef struct balances_ctx {
-    store_txn *t;
-    json_t *list;
-} balances_ctx;
-
-static void add_balance(void *ctx, const char *code, int64_t balance)
+static bool seg_is(const api_path *p, uint32_t i, const char *s)
 {
-    balances_ctx *b = ctx;
-    ledger_currency c;
-    json_t *o = json_pack("{s:s,s:I}", "currency", code, "balance", (json_int_t)balance);
-    if (ledger_currency_get(b->t, code, &c) == 0) json_object_set_new(o, "scale", json_integer(c.scale));
-    json_array_append_new(b->list, o);
+    return i < p->n && strcmp(p->seg[i], s) == 0;
 }
 
-static void get_account(node *n, net_http_req *req, store_txn *t, const char *arg)
+static bool parse_pk(const char *hex, uint8_t pk[KN_PK_BYTES])
+{
+    return kn_unhex(pk, KN_PK_BYTES, hex, strlen(hex)) == 0;
+}
+
+/* ---------------------------------------------------------------- names */
+
+static json_t *flag_names_json(uint32_t flags)
+{
+    json_t *list = json_array();
+    for (uint32_t bit = 1; bit & LEDGER_CUR_FLAGS_ALL; bit <<= 1)
+        if (flags & bit) json_array_append_new(list, json_string(ledger_flag_name(bit)));
+    return list;
+}
+
+static json_t *account_flags_json(uint8_t flags)
+{
+    json_t *list = json_array();
+    if (flags & LEDGER_ACCF_AUTHORISED) json_array_append_new(list, json_string("authorised"));
+    if (flags & LEDGER_ACCF_FROZEN) json_array_append_new(list, json_string("frozen"));
+    if (flags & LEDGER_ACCF_CLOSED) json_array_append_new(list, json_string("closed"));
+    return list;
+}
+
+static json_t *role_names_json(uint32_t mask)
+{
+    json_t *list = json_array();
+    for (uint32_t role = 1; role <= LEDGER_ROLE_MAX; role++)
+        if (mask & (1u << role)) json_array_append_new(list, json_string(ledger_role_name(role)));
+    return list;
+}
+
+/* ---------------------------------------------------------------- scales */
+
+/* The scale of a currency for display next to its amounts: views list many
+ * amounts of few currencies, so the last one looked up is kept. */
+typedef struct scale_cache {
+    store_txn *t;
+    char code[LEDGER_CODE_MAX + 1];
+    int scale; /* -1: unknown */
+} scale_cache;
+
+static int scale_of(scale_cache *sc, const char *code)
+{
+    ledger_currency c;
+    if (strcmp(sc->code, code) == 0) return sc->scale;
+    snprintf(sc->code, sizeof sc->code, "%s", code);
+    sc->scale = ledger_currency_get(sc->t, code, &c) == 0 ? c.scale : -1;
+    return sc->scale;
+}
+
+static void set_scale(json_t *o, scale_cache *sc, const char *code)
+{
+    int scale = scale_of(sc, code);
+    json_object_set_new(o, "scale", scale >= 0 ? json_integer(scale) : json_null());
+}
+
+/* ---------------------------------------------------------------- accounts */
+
+typedef struct account_ctx {
+    scale_cache sc;
+    json_t *accounts, *balances, *roles;
+} account_ctx;
+
+static void add_account(void *ctx, const ledger_account *a)
+{
+    account_ctx *ac = ctx;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:I}", "currency", a->currency, "sub", a->sub, "kind",
+                          ledger_account_kind_name(a->kind), "flags", account_flags_json(a->flags),
+                          "balance", (json_int_t)a->balance);
+    /* The issuing account has no floor: INT64_MIN stands for none. */
+    json_object_set_new(o, "floor", a->floor == INT64_MIN ? json_null() : json_integer(a->floor));
+    set_scale(o, &ac->sc, a->currency);
+    json_array_append_new(ac->accounts, o);
+    /* The short form that clients summing balances per currency read. */
+    json_t *b = json_pack("{s:s,s:s,s:I}", "currency", a->currency, "sub", a->sub, "balance",
+                          (json_int_t)a->balance);
+    set_scale(b, &ac->sc, a->currency);
+    json_array_append_new(ac->balances, b);
+}
+
+static void add_roles(void *ctx, const ledger_roles *r)
+{
+    account_ctx *ac = ctx;
+    json_array_append_new(ac->roles,
+                          json_pack("{s:s,s:o,s:s,s:I}", "currency", r->currency, "roles",
+                                    role_names_json(r->mask), "category", r->category,
+                                    "credit_limit", (json_int_t)r->credit_limit));
+}
+
+static void get_account(node *n, net_http_req *req, store_txn *t, const api_path *p)
 {
     uint8_t pk[KN_PK_BYTES];
-    if (kn_unhex(pk, sizeof pk, arg, strlen(arg))) {
+    if (!parse_pk(p->seg[1], pk)) {
         node__api_error(req, 400, KN_EINVAL, "account id is a public key: 64 hex digits");
         return;
     }
-    balances_ctx ctx = {t, json_array()};
-    if (ledger_balances_each(t, pk, add_balance, &ctx)) {
-        json_decref(ctx.list);
+    account_ctx ctx = {{t, "", -1}, json_array(), json_array(), json_array()};
+    json_t *o = json_pack("{s:o,s:o,s:o,s:o}", "account", hex_json(pk, KN_PK_BYTES), "balances",
+                          ctx.balances, "accounts", ctx.accounts, "roles", ctx.roles);
+    if (ledger_accounts_each(t, pk, add_account, &ctx) ||
+        ledger_roles_each(t, pk, add_roles, &ctx)) {
+        json_decref(o);
         node__api_error(req, 500, KN_ESTORE, NULL);
         return;
     }
-    respond_json(req, 200, json_pack("{s:o,s:o}", "account", hex_json(pk, KN_PK_BYTES), "balances", ctx.list), NULL);
+    respond_json(req, 200, o, NULL);
 }
 
+/* ---------------------------------------------------------------- history */
+
+/* ?cursor=HEX&limit=N, each at most once and nothing else. NULL or the problem. */
+static const char *parse_page(const char *query, uint8_t cursor[LEDGER_CURSOR_BYTES],
+                              bool *has_cursor, uint32_t *limit)
+{
+    bool has_limit = false;
+    *has_cursor = false;
+    *limit = API_HISTORY_LIMIT_DEFAULT;
+    for (const char *q = query; *q;) {
+        size_t len = strcspn(q, "&");
+        const char *eq = memchr(q, '=', len);
+        const char *v = eq ? eq + 1 : q + len;
+        size_t vlen = (size_t)(q + len - v);
+        char num[8];
+        if (eq && eq - q == 6 && strncmp(q, "cursor", 6) == 0 && !*has_cursor) {
+            if (kn_unhex(cursor, LEDGER_CURSOR_BYTES, v, vlen))
+                return "cursor must be the next_cursor of an earlier page";
+            *has_cursor = true;
+        } else if (eq && eq - q == 5 && strncmp(q, "limit", 5) == 0 && !has_limit) {
+            if (vlen == 0 || vlen >= sizeof num || strspn(v, "0123456789") < vlen)
+                return "limit must be 1 to 500";
+            snprintf(num, sizeof num, "%.*s", (int)vlen, v);
+            *limit = (uint32_t)strtoul(num, NULL, 10);
+            if (*limit < 1 || *limit > LEDGER_HISTORY_PAGE_MAX) return "limit must be 1 to 500";
+            has_limit = true;
+        } else {
+            return "the parameters are cursor and limit, each at most once";
+        }
+        q += len + (q[len] == '&');
+    }
+    return NULL;
+}
+
+typedef struct history_ctx {
+    scale_cache sc;
+    json_t *list;
+} history_ctx;
+
+static void add_movement(void *ctx, const ledger_movement *m)
+{
+    history_ctx *hc = ctx;
+    json_t *o =
+        json_pack("{s:I,s:i,s:i,s:o,s:s,s:s,s:s,s:I,s:o,s:s}", "height", (json_int_t)m->height,
+                  "index", (int)m->index, "op", (int)m->op, "tx", hex_json(m->tx_id, KN_HASH_BYTES),
+                  "kind", ledger_op_name(m->kind), "currency", m->currency, "sub", m->sub, "amount",
+                  (json_int_t)m->amount, "counterparty", hex_json(m->counterparty, KN_PK_BYTES),
+                  "counterparty_sub", m->counterparty_sub);
+    set_scale(o, &hc->sc, m->currency);
+    json_array_append_new(hc->list, o);
+}
+
+static void get_transfers(node *n, net_http_req *req, store_txn *t, const api_path *p)
+{
+    uint8_t pk[KN_PK_BYTES], cursor[LEDGER_CURSOR_BYTES], next[LEDGER_CURSOR_BYTES];
+    bool has_cursor, more = false;
+    uint32_t limit;
+    const char *problem = parse_page(net_http_query(req), cursor, &has_cursor, &limit);
+    if (!parse_pk(p->seg[1], pk)) problem = "account id is a public key: 64 hex digits";
+    if (problem) {
+        node__api_error(req, 400, KN_EINVAL, problem);
+        return;
+    }
+    history_ctx ctx = {{t, "", -1}, json_array()};
+    int rc = ledger_history_page(t, pk, has_cursor ? cursor : NULL, limit, add_movement, &ctx,
+                                 &more, next);
+    if (rc) {
+        json_decref(ctx.list);
+        node__api_error(req, rc == KN_EINVAL ? 400 : 500, rc == KN_EINVAL ? KN_EINVAL : KN_ESTORE,
+                        NULL);
+        return;
+    }
+    respond_json(req, 200,
+                 json_pack("{s:o,s:o,s:o}", "account", hex_json(pk, KN_PK_BYTES), "movements",
+                           ctx.list, "next_cursor",
+                           more ? hex_json(next, LEDGER_CURSOR_BYTES) : json_null()),
+                 NULL);
+}
+
+/* ---------------------------------------------------------------- currencies */
+
+/* What GET /v1/currencies lists per currency. */
 static json_t *currency_json(store_txn *t, const ledger_currency *c)
 {
     int64_t supply = 0, holders = 0;
     if (ledger_supply_get(t, c->code, &supply)) supply = 0;
     if (ledger_holders_get(t, c->code, &holders)) holders = 0;
-    return json_pack("{s:s,s:s,s:s,s:i,s:I,s:o,s:I,s:I}", "code", c->code, "name", c->name,
+    return json_pack("{s:s,s:s,s:s,s:i,s:I,s:o,s:i,s:I,s:I}", "code", c->code, "name", c->name,
                      "city", c->city, "scale", (int)c->scale, "max_supply",
-                     (json_int_t)c->max_supply, "issuer", hex_json(c->issuer, KN_PK_BYTES),
-                     "supply", (json_int_t)supply, "holders", (json_int_t)holders);
+                     (json_int_t)c->max_supply, "flags", flag_names_json(c->flags),
+                     "issuer_threshold", (int)c->issuer_threshold, "supply", (json_int_t)supply,
+                     "holders", (json_int_t)holders);
+}
+
+static json_t *stats_json(const ledger_currency_stats *s)
+{
+    json_t *kinds = json_object();
+    for (uint32_t k = 1; k <= LEDGER_ACC_KIND_MAX; k++)
+        json_object_set_new(kinds, ledger_account_kind_name(k), json_integer(s->holders[k]));
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "supply", (json_int_t)s->supply,
+                     "issued", (json_int_t)s->issued, "retired", (json_int_t)s->retired, "redeemed",
+                     (json_int_t)s->redeemed, "fees", (json_int_t)s->fees, "demurrage",
+                     (json_int_t)s->demurrage, "clawed_back", (json_int_t)s->clawed_back,
+                     "outstanding", (json_int_t)s->outstanding, "holders_by_kind", kinds);
+}
+
+static void add_key(void *ctx, const uint8_t pk[KN_PK_BYTES])
+{
+    if (json_array_size(ctx) < API_LIST_MAX) json_array_append_new(ctx, hex_json(pk, KN_PK_BYTES));
+}
+
+static void add_programme_id(void *ctx, const ledger_programme *p)
+{
+    if (json_array_size(ctx) < API_LIST_MAX) json_array_append_new(ctx, json_string(p->id));
+}
+
+/* The full view of one currency; NULL when a read fails. */
+static json_t *currency_full_json(store_txn *t, const ledger_currency *c)
+{
+    static const struct {
+        const char *name;
+        uint32_t role;
+    } lists[] = {{"issuer_admins", LEDGER_ROLE_ISSUER_ADMIN},
+                 {"auditors", LEDGER_ROLE_AUDITOR},
+                 {"programme_managers", LEDGER_ROLE_PROGRAMME_MANAGER}};
+    ledger_currency_stats stats;
+    if (ledger_currency_stats_get(t, c->code, &stats)) return NULL;
+    json_t *o = currency_json(t, c), *ids = json_array();
+    json_object_set_new(o, "fee_bps", json_integer(c->fee_bps));
+    json_object_set_new(o, "early_fee_bps", json_integer(c->early_fee_bps));
+    json_object_set_new(o, "early_days", json_integer(c->early_days));
+    json_object_set_new(o, "demurrage_bps", json_integer(c->demurrage_bps));
+    json_object_set_new(o, "demurrage_period_ms", json_integer((json_int_t)c->demurrage_period_ms));
+    json_object_set_new(o, "stats", stats_json(&stats));
+    int rc = 0;
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        json_t *keys = json_array();
+        json_object_set_new(o, lists[i].name, keys);
+        if (!rc) rc = ledger_role_holders_each(t, c->code, lists[i].role, add_key, keys);
+    }
+    json_object_set_new(o, "programmes", ids);
+    if (!rc) rc = ledger_programmes_each(t, c->code, add_programme_id, ids);
+    if (rc) json_decref(o);
+    return rc ? NULL : o;
 }
 
 typedef struct currencies_ctx {
@@ -183,14 +418,8 @@ static void add_currency(void *ctx, const ledger_currency *c)
     json_array_append_new(cc->list, currency_json(cc->t, c));
 }
 
-static void get_currencies(node *n, net_http_req *req, store_txn *t, const char *arg)
+static void get_currency_list(net_http_req *req, store_txn *t)
 {
-    if (arg) {
-        ledger_currency c;
-        if (ledger_currency_get(t, arg, &c)) node__api_error(req, 404, KN_ENOCURRENCY, NULL);
-        else respond_json(req, 200, currency_json(t, &c), NULL);
-        return;
-    }
     currencies_ctx ctx = {t, json_array()};
     if (ledger_currencies_each(t, add_currency, &ctx)) {
         json_decref(ctx.list);
@@ -198,6 +427,304 @@ static void get_currencies(node *n, net_http_req *req, store_txn *t, const char 
         return;
     }
     respond_json(req, 200, json_pack("{s:o}", "currencies", ctx.list), NULL);
+}
+
+/* Answers 404 unknown_currency (or 500) unless the currency exists. */
+static bool find_currency(net_http_req *req, store_txn *t, const char *code, ledger_currency *c)
+{
+    int rc = ledger_currency_get(t, code, c);
+    if (rc == 0) return true;
+    if (rc == KN_ENOCURRENCY || rc == KN_ENOTFOUND)
+        node__api_error(req, 404, KN_ENOCURRENCY, NULL);
+    else
+        node__api_error(req, 500, KN_ESTORE, NULL);
+    return false;
+}
+
+/* ---------------------------------------------------------------- programmes */
+
+/* Where a programme stands at block time now_ms. */
+static const char *programme_state(const ledger_programme *p, const ledger_programme_stats *s,
+                                   uint64_t now_ms)
+{
+    if (s->has_expired) return "expired";
+    if (now_ms < p->start_ms) return "upcoming";
+    if (now_ms < p->end_ms) return "active";
+    if (now_ms - p->end_ms < p->grace_ms) return "grace";
+    return "ended";
+}
+
+static void add_spent(void *ctx, const char *category, int64_t amount)
+{
+    json_object_set_new(ctx, category, json_integer(amount));
+}
+
+/* A programme's definition, figures and account balance; NULL when a read fails. */
+static json_t *programme_json(store_txn *t, const ledger_programme *p,
+                              const ledger_programme_stats *s, int scale, uint64_t now_ms)
+{
+    static const uint8_t currency_owner[KN_PK_BYTES]; /* the currency's own accounts */
+    ledger_account acc;
+    int rc = ledger_account_get(t, p->currency, currency_owner, p->id, &acc);
+    if (rc == KN_ENOACCOUNT)
+        acc.balance = 0;
+    else if (rc)
+        return NULL;
+    json_t *cats = json_array();
+    for (uint32_t i = 0; i < p->n_categories; i++)
+        json_array_append_new(cats, json_string(p->categories[i]));
+    json_t *stats =
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "funded", (json_int_t)s->funded, "disbursed",
+                  (json_int_t)s->disbursed, "spent", (json_int_t)s->spent, "returned",
+                  (json_int_t)s->returned, "expired", (json_int_t)s->expired, "beneficiaries",
+                  (json_int_t)s->beneficiaries);
+    return json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:I,s:s,s:o,s:I,s:i}", "currency",
+                     p->currency, "id", p->id, "manager", hex_json(p->manager, KN_PK_BYTES),
+                     "budget", (json_int_t)p->budget, "start_ms", (json_int_t)p->start_ms, "end_ms",
+                     (json_int_t)p->end_ms, "cap", (json_int_t)p->cap, "period_ms",
+                     (json_int_t)p->period_ms, "categories", cats, "p2p", p->p2p, "grace_ms",
+                     (json_int_t)p->grace_ms, "state", programme_state(p, s, now_ms), "stats",
+                     stats, "balance", (json_int_t)acc.balance, "scale", scale);
+}
+
+static uint64_t block_time_ms(store_txn *t)
+{
+    ledger_chain chain;
+    return ledger_chain_get(t, &chain) == 0 ? chain.last_time_ms : 0;
+}
+
+typedef struct programmes_ctx {
+    store_txn *t;
+    json_t *list;
+    int scale;
+    uint64_t now_ms;
+    int rc;
+} programmes_ctx;
+
+static void add_programme(void *ctx, const ledger_programme *p)
+{
+    programmes_ctx *pc = ctx;
+    ledger_programme def;
+    ledger_programme_stats stats;
+    if (pc->rc || json_array_size(pc->list) >= API_LIST_MAX) return;
+    pc->rc = ledger_programme_get(pc->t, p->currency, p->id, &def, &stats);
+    json_t *o = pc->rc ? NULL : programme_json(pc->t, &def, &stats, pc->scale, pc->now_ms);
+    if (!o && !pc->rc) pc->rc = KN_ESTORE;
+    if (o) json_array_append_new(pc->list, o);
+}
+
+static void get_programmes(net_http_req *req, store_txn *t, const ledger_currency *c)
+{
+    programmes_ctx ctx = {t, json_array(), c->scale, block_time_ms(t), 0};
+    int rc = ledger_programmes_each(t, c->code, add_programme, &ctx);
+    if (rc || ctx.rc) {
+        json_decref(ctx.list);
+        node__api_error(req, 500, KN_ESTORE, NULL);
+        return;
+    }
+    respond_json(req, 200, json_pack("{s:s,s:o}", "currency", c->code, "programmes", ctx.list),
+                 NULL);
+}
+
+static void get_programme(net_http_req *req, store_txn *t, const ledger_currency *c, const char *id)
+{
+    ledger_programme p;
+    ledger_programme_stats stats;
+    int rc = ledger_programme_get(t, c->code, id, &p, &stats);
+    if (rc == KN_ENOPROGRAMME || rc == KN_ENOTFOUND) {
+        node__api_error(req, 404, KN_ENOPROGRAMME, NULL);
+        return;
+    }
+    json_t *o = rc ? NULL : programme_json(t, &p, &stats, c->scale, block_time_ms(t));
+    json_t *spent = json_object();
+    if (o)
+        json_object_set_new(json_object_get(o, "stats"), "spent_by_category", spent);
+    else
+        json_decref(spent);
+    if (!o || ledger_programme_spent_each(t, c->code, id, add_spent, spent)) {
+        json_decref(o);
+        node__api_error(req, 500, KN_ESTORE, NULL);
+        return;
+    }
+    respond_json(req, 200, o, NULL);
+}
+
+/* /v1/currencies[/{code}[/programmes[/{id}]]] */
+static void get_currencies(node *n, net_http_req *req, store_txn *t, const api_path *p)
+{
+    ledger_currency c;
+    if (p->n == 1) {
+        get_currency_list(req, t);
+        return;
+    }
+    if (!find_currency(req, t, p->seg[1], &c)) return;
+    if (p->n == 3) {
+        get_programmes(req, t, &c);
+    } else if (p->n == 4) {
+        get_programme(req, t, &c, p->seg[3]);
+    } else {
+        json_t *o = currency_full_json(t, &c);
+        if (o)
+            respond_json(req, 200, o, NULL);
+        else
+            node__api_error(req, 500, KN_ESTORE, NULL);
+    }
+}
+
+/* ---------------------------------------------------------------- transactions */
+
+/* The fields of the operations that move money between keys. */
+static void op_money_json(json_t *o, const ledger_op *op)
+{
+    json_object_set_new(o, "amount", json_integer((json_int_t)op->amount));
+    switch (op->kind) {
+    case LEDGER_OP_ISSUE:
+    case LEDGER_OP_RETIRE: json_object_set_new(o, "ref", json_string(op->ref)); break;
+    case LEDGER_OP_TRANSFER:
+        json_object_update_new(
+            o, json_pack("{s:o,s:s,s:o,s:o}", "from", hex_json(op->from, KN_PK_BYTES), "programme",
+                         op->programme, "to", hex_json(op->to, KN_PK_BYTES), "memo",
+                         op->has_link ? hex_json(op->link, KN_HASH_BYTES) : json_null()));
+        break;
+    case LEDGER_OP_REDEEM:
+        json_object_update_new(o, json_pack("{s:o,s:s}", "from", hex_json(op->from, KN_PK_BYTES),
+                                            "payout_ref", op->ref));
+        break;
+    case LEDGER_OP_REVERSE:
+        json_object_update_new(o, json_pack("{s:o,s:i,s:s}", "original",
+                                            hex_json(op->link, KN_HASH_BYTES), "op", (int)op->role,
+                                            "ref", op->ref));
+        break;
+    case LEDGER_OP_FUND: json_object_set_new(o, "programme", json_string(op->programme)); break;
+    case LEDGER_OP_CLAWBACK:
+        json_object_update_new(o, json_pack("{s:o,s:s,s:s}", "subject",
+                                            hex_json(op->from, KN_PK_BYTES), "programme",
+                                            op->programme, "case", op->ref));
+        break;
+    default: KN_REQUIRE(!"not an operation that moves money");
+    }
+}
+
+/* Roles and account actions. */
+static void op_party_json(json_t *o, const ledger_op *op)
+{
+    bool action = op->kind == LEDGER_OP_ACCOUNT;
+    json_object_set_new(
+        o, action ? "action" : "role",
+        json_string(action ? ledger_action_name(op->role) : ledger_role_name(op->role)));
+    json_object_set_new(o, "subject", hex_json(op->from, KN_PK_BYTES));
+    if (op->kind != LEDGER_OP_GRANT) return;
+    json_object_set_new(o, "category", json_string(op->ref));
+    json_object_set_new(o, "credit_limit", json_integer((json_int_t)op->amount));
+}
+
+static void op_currency_json(json_t *o, const ledger_currency *c)
+{
+    json_t *admins = json_array();
+    for (uint32_t i = 0; i < c->n_issuer_admins; i++)
+        json_array_append_new(admins, hex_json(c->issuer_admins[i], KN_PK_BYTES));
+    json_object_update_new(
+        o, json_pack("{s:s,s:s,s:i,s:I,s:o,s:o,s:i,s:i,s:i,s:i,s:i,s:I}", "name", c->name, "city",
+                     c->city, "scale", (int)c->scale, "max_supply", (json_int_t)c->max_supply,
+                     "flags", flag_names_json(c->flags), "issuer_admins", admins,
+                     "issuer_threshold", (int)c->issuer_threshold, "fee_bps", (int)c->fee_bps,
+                     "early_fee_bps", (int)c->early_fee_bps, "early_days", (int)c->early_days,
+                     "demurrage_bps", (int)c->demurrage_bps, "demurrage_period_ms",
+                     (json_int_t)c->demurrage_period_ms));
+}
+
+static void op_programme_json(json_t *o, const ledger_programme *p)
+{
+    json_t *cats = json_array();
+    for (uint32_t i = 0; i < p->n_categories; i++)
+        json_array_append_new(cats, json_string(p->categories[i]));
+    json_object_update_new(o, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:I}", "programme", p->id,
+                                        "budget", (json_int_t)p->budget, "start_ms",
+                                        (json_int_t)p->start_ms, "end_ms", (json_int_t)p->end_ms,
+                                        "cap", (json_int_t)p->cap, "period_ms",
+                                        (json_int_t)p->period_ms, "categories", cats, "p2p", p->p2p,
+                                        "grace_ms", (json_int_t)p->grace_ms));
+}
+
+static void op_disburse_json(json_t *o, const ledger_tx *tx, const ledger_op *op)
+{
+    json_t *payees = json_array();
+    for (uint32_t i = 0; i < tx->n_payees; i++)
+        json_array_append_new(payees, json_pack("{s:o,s:I}", "beneficiary",
+                                                hex_json(tx->payees[i].pk, KN_PK_BYTES), "amount",
+                                                (json_int_t)tx->payees[i].amount));
+    json_object_update_new(o, json_pack("{s:s,s:s,s:o}", "programme", op->programme, "batch",
+                                        op->ref, "payees", payees));
+}
+
+/* One operation with the fields its kind uses (ledger.h lists them). */
+static json_t *op_json(const ledger_tx *tx, const ledger_op *op)
+{
+    json_t *o = json_pack("{s:s,s:s}", "kind", ledger_op_name(op->kind), "currency", op->currency);
+    switch (op->kind) {
+    case LEDGER_OP_CURRENCY: op_currency_json(o, &tx->currency_def); break;
+    case LEDGER_OP_PROGRAMME: op_programme_json(o, &tx->programme_def); break;
+    case LEDGER_OP_DISBURSE: op_disburse_json(o, tx, op); break;
+    case LEDGER_OP_EXPIRE: json_object_set_new(o, "programme", json_string(op->programme)); break;
+    case LEDGER_OP_GRANT:
+    case LEDGER_OP_REVOKE:
+    case LEDGER_OP_ACCOUNT: op_party_json(o, op); break;
+    default: op_money_json(o, op); break;
+    }
+    return o;
+}
+
+/* The operations and signers of a transaction, from its bytes. */
+static void add_tx_body(json_t *o, const uint8_t *bytes, size_t len)
+{
+    static ledger_tx tx; /* loop thread only */
+    if (ledger_tx_decode(bytes, len, &tx)) return;
+    json_t *ops = json_array(), *signers = json_array();
+    for (uint32_t i = 0; i < tx.n_ops; i++)
+        json_array_append_new(ops, op_json(&tx, &tx.ops[i]));
+    for (uint32_t i = 0; i < tx.n_sigs; i++)
+        json_array_append_new(signers, hex_json(tx.sigs[i].pk, KN_PK_BYTES));
+    json_object_set_new(o, "ops", ops);
+    json_object_set_new(o, "signers", signers);
+}
+
+/* The committed transaction's bytes, from its block. */
+static void add_committed_body(json_t *o, store_txn *t, const ledger_tx_record *rec)
+{
+    const uint8_t *p;
+    size_t len;
+    ledger_block_view v;
+    if (ledger_block_get(t, rec->height, &p, &len) || ledger_block_decode(p, len, &v)) return;
+    if (rec->index < v.hdr.n_txs) add_tx_body(o, v.txs[rec->index].p, v.txs[rec->index].n);
+    ledger_block_view_free(&v);
+}
+
+static void get_tx(node *n, net_http_req *req, store_txn *t, const api_path *p)
+{
+    uint8_t id[KN_HASH_BYTES];
+    ledger_tx_record rec;
+    node__mp_entry *e;
+    if (kn_unhex(id, sizeof id, p->seg[1], strlen(p->seg[1]))) {
+        node__api_error(req, 400, KN_EINVAL, "transaction id must be 64 hex digits");
+    } else if (ledger_tx_record_get(t, id, &rec) == 0) {
+        json_t *o = record_json(id, &rec);
+        add_committed_body(o, t, &rec);
+        respond_json(req, 200, o, NULL);
+    } else if ((e = node__mempool_find(&n->mempool, id))) {
+        json_t *o = json_pack("{s:o,s:s}", "id", hex_json(id, KN_HASH_BYTES), "status", "pending");
+        add_tx_body(o, e->bytes, e->len);
+        respond_json(req, 202, o, NULL);
+    } else {
+        node__api_error(req, 404, KN_ENOTFOUND, "no such transaction");
+    }
+}
+
+static void get_accounts(node *n, net_http_req *req, store_txn *t, const api_path *p)
+{
+    if (p->n == 2)
+        get_account(n, req, t, p);
+    else
+        get_transfers(n, req, t, p);
 }
 
 static json_t *cert_json(node *n, const uint8_t *p, size_t len)
@@ -229,8 +756,9 @@ static json_t *block_json(node *n, const ledger_block_view *v, json_t *txs, json
                      "last_certificate", v->last_cert.n ? cert_json(n, v->last_cert.p, v->last_cert.n) : json_null());
 }
 
-static void get_block(node *n, net_http_req *req, store_txn *t, const char *arg)
+static void get_block(node *n, net_http_req *req, store_txn *t, const api_path *path)
 {
+    const char *arg = path->seg[1];
     uint64_t height = n->chain.height;
     const uint8_t *p, *cp;
     size_t len, clen;
@@ -357,26 +885,17 @@ static void get_status(node *n, net_http_req *req)
 
 /* ---------------------------------------------------------------- routing */
 
-typedef void (*read_handler)(node *n, net_http_req *req, store_txn *t, const char *arg);
+typedef void (*read_handler)(node *n, net_http_req *req, store_txn *t, const api_path *p);
 
-static void with_read_txn(node *n, net_http_req *req, read_handler h, const char *arg)
+static void with_read_txn(node *n, net_http_req *req, read_handler h, const api_path *p)
 {
     store_txn *t;
     if (store_begin(n->store, false, &t)) {
         node__api_error(req, 503, KN_ESTORE, NULL);
         return;
     }
-    h(n, req, t, arg);
+    h(n, req, t, p);
     store_abort(t);
-}
-
-/* The part of path after prefix, or NULL when path does not start with it or
- * the rest is empty or has another '/'. */
-static const char *route_arg(const char *path, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    if (strncmp(path, prefix, n) != 0 || path[n] == '\0' || strchr(path + n, '/')) return NULL;
-    return path + n;
 }
 
 static void get_metrics(node *n, net_http_req *req)
@@ -395,30 +914,39 @@ static void get_dashboard(node *n, net_http_req *req)
                      node__dashboard_html_len, NULL);
 }
 
-/* The route of a path, whatever the method; post_only routes take POST, the
- * others GET. */
-static enum node_api_route route_of(const char *path)
+/* The route of a /v1/ path split into p: accounts and currencies each cover
+ * their sub-resources (the metrics count them under one route). */
+static enum node_api_route route_of_v1(const api_path *p)
 {
+    if (seg_is(p, 0, "txs") && p->n == 2) return NODE_ROUTE_TXS_GET;
+    if (seg_is(p, 0, "blocks") && p->n == 2) return NODE_ROUTE_BLOCKS;
+    if (seg_is(p, 0, "accounts") && (p->n == 2 || (p->n == 3 && seg_is(p, 2, "transfers"))))
+        return NODE_ROUTE_ACCOUNTS;
+    if (seg_is(p, 0, "currencies") && (p->n <= 2 || seg_is(p, 2, "programmes")))
+        return NODE_ROUTE_CURRENCIES;
+    return NODE_ROUTE_OTHER;
+}
+
+/* The route of a path, whatever the method; TXS_POST takes POST, the others GET. */
+static enum node_api_route route_of(const char *path, api_path *p)
+{
+    p->n = 0;
     if (strcmp(path, "/v1/txs") == 0) return NODE_ROUTE_TXS_POST;
     if (strcmp(path, "/v1/status") == 0) return NODE_ROUTE_STATUS;
-    if (route_arg(path, "/v1/txs/")) return NODE_ROUTE_TXS_GET;
-    if (route_arg(path, "/v1/accounts/")) return NODE_ROUTE_ACCOUNTS;
-    if (strcmp(path, "/v1/currencies") == 0 || route_arg(path, "/v1/currencies/"))
-        return NODE_ROUTE_CURRENCIES;
-    if (route_arg(path, "/v1/blocks/")) return NODE_ROUTE_BLOCKS;
-    if (strcmp(path, "/metrics") == 0) return NODE_ROUTE_METRICS;
     if (strcmp(path, "/v1/events") == 0) return NODE_ROUTE_EVENTS;
+    if (strcmp(path, "/metrics") == 0) return NODE_ROUTE_METRICS;
     if (strcmp(path, "/dashboard") == 0 || strcmp(path, "/") == 0) return NODE_ROUTE_DASHBOARD;
-    return NODE_ROUTE_OTHER;
+    if (!split_path(path, p)) return NODE_ROUTE_OTHER;
+    return route_of_v1(p);
 }
 
 void node__api_handle(void *ctx, net_http_req *req)
 {
     node *n = ctx;
     api_node = n;
-    const char *path = net_http_path(req);
+    static api_path p; /* loop thread only */
     const char *method = net_http_method(req);
-    enum node_api_route route = route_of(path);
+    enum node_api_route route = route_of(net_http_path(req), &p);
     n->health.api_requests[route]++;
     const char *wanted = route == NODE_ROUTE_TXS_POST ? "POST" : "GET";
     if (route == NODE_ROUTE_OTHER) {
@@ -435,14 +963,10 @@ void node__api_handle(void *ctx, net_http_req *req)
     switch (route) {
     case NODE_ROUTE_TXS_POST: post_txs(n, req); break;
     case NODE_ROUTE_STATUS: get_status(n, req); break;
-    case NODE_ROUTE_TXS_GET: with_read_txn(n, req, get_tx, route_arg(path, "/v1/txs/")); break;
-    case NODE_ROUTE_ACCOUNTS:
-        with_read_txn(n, req, get_account, route_arg(path, "/v1/accounts/"));
-        break;
-    case NODE_ROUTE_CURRENCIES:
-        with_read_txn(n, req, get_currencies, route_arg(path, "/v1/currencies/"));
-        break;
-    case NODE_ROUTE_BLOCKS: with_read_txn(n, req, get_block, route_arg(path, "/v1/blocks/")); break;
+    case NODE_ROUTE_TXS_GET: with_read_txn(n, req, get_tx, &p); break;
+    case NODE_ROUTE_ACCOUNTS: with_read_txn(n, req, get_accounts, &p); break;
+    case NODE_ROUTE_CURRENCIES: with_read_txn(n, req, get_currencies, &p); break;
+    case NODE_ROUTE_BLOCKS: with_read_txn(n, req, get_block, &p); break;
     case NODE_ROUTE_METRICS: get_metrics(n, req); break;
     case NODE_ROUTE_DASHBOARD: get_dashboard(n, req); break;
     case NODE_ROUTE_EVENTS: node__events_subscribe(n, req); break;

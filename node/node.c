@@ -193,7 +193,11 @@ int node_run(node_config *cfg)
     n->cfg = cfg;
     n->chain_id = cfg->genesis.chain_id;
     n->started_ms = kn_now_ms();
+#ifdef NDEBUG
     n->check_invariants = getenv("KOINON_CHECK_INVARIANTS") != NULL;
+#else
+    n->check_invariants = true; /* debug builds audit the whole ledger after every block */
+#endif
     KN_REQUIRE(uv_loop_init(&n->loop) == 0);
     node__mempool_init(&n->mempool, cfg->mempool_txs_max);
     node__submit_init(n);

@@ -194,18 +194,8 @@ static void respond_busy(net_http_req *req, int err)
 
 static int status_for(int err)
 {
-    switch (err) {
-    case KN_EFULL:
-    case KN_ESTORE: return 503;
-    case KN_EOVERDRAFT:
-    case KN_ENOCURRENCY:
-    case KN_ENOACCOUNT:
-    case KN_ESUPPLY:
-    case KN_EOVERFLOW:
-    case KN_EEXPIRED:
-    case KN_EWRONGSIGNER: return 422;
-    default: return 400;
-    }
+    if (err == KN_EFULL || err == KN_ESTORE) return 503;
+    return ledger_rule_error(err) ? 422 : 400;
 }
 
 static void answer(node *n, verify_item *it, int rc, node__mp_entry *e)

@@ -56,13 +56,17 @@ int cmd_keygen(int argc, char **argv);
 int cmd_pubkey(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_devnet(int argc, char **argv);
-int cmd_issue(int argc, char **argv);
-int cmd_transfer(int argc, char **argv);
+/* Every transaction command (issue, transfer, grant, ...): argv[0] names it. */
+int cmd_transaction(int argc, char **argv);
 int cmd_account(int argc, char **argv);
+int cmd_history(int argc, char **argv);
 int cmd_tx(int argc, char **argv);
 int cmd_block(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_currencies(int argc, char **argv);
+int cmd_currency(int argc, char **argv);
+int cmd_programmes(int argc, char **argv);
+int cmd_programme(int argc, char **argv);
 
 /* ---------------------------------------------------------------- messages, arguments */
 

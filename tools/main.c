@@ -20,13 +20,34 @@ static const command commands[] = {
     {"pubkey", "print the public key of a key file", cmd_pubkey},
     {"init", "create genesis, keys and node configurations for a local devnet", cmd_init},
     {"devnet", "run a local devnet, one koinond per validator", cmd_devnet},
-    {"issue", "issue new currency units to an account (issuer key)", cmd_issue},
-    {"transfer", "transfer currency units to another account", cmd_transfer},
-    {"account", "show the balances of an account", cmd_account},
-    {"tx", "show a transaction's status and result", cmd_tx},
+    /* Transactions (txcmd.c): one table there says what each one builds. */
+    {"currency-create", "create a currency (consortium quorum)", cmd_transaction},
+    {"grant", "grant a role in a currency", cmd_transaction},
+    {"revoke", "revoke a role", cmd_transaction},
+    {"authorise", "authorise an account (issuer admin)", cmd_transaction},
+    {"freeze", "freeze an account (issuer admin)", cmd_transaction},
+    {"unfreeze", "unfreeze an account (issuer admin)", cmd_transaction},
+    {"close-account", "close the key's own empty account", cmd_transaction},
+    {"issue", "issue new money into the treasury (issuer quorum)", cmd_transaction},
+    {"retire", "take money out of the treasury and circulation (issuer quorum)", cmd_transaction},
+    {"programme-create", "create an aid programme (programme manager)", cmd_transaction},
+    {"fund", "fund a programme from the treasury (issuer quorum)", cmd_transaction},
+    {"disburse", "pay a batch of beneficiaries from a programme", cmd_transaction},
+    {"transfer", "pay from the key's account or its aid", cmd_transaction},
+    {"redeem", "turn local money into euros paid off-ledger", cmd_transaction},
+    {"reverse", "send (part of) a transfer back", cmd_transaction},
+    {"clawback", "take money back (issuer quorum and an auditor)", cmd_transaction},
+    {"expire", "return an ended programme's unspent aid", cmd_transaction},
+    /* Reads (query.c). */
+    {"account", "show a key's accounts, balances and roles", cmd_account},
+    {"history", "show a key's movements, newest first", cmd_history},
+    {"tx", "show a transaction's status, result and operations", cmd_tx},
     {"block", "show a block by height, or the latest one", cmd_block},
     {"status", "show a node's view of the chain", cmd_status},
-    {"currencies", "list the currencies, their supply and issuers", cmd_currencies},
+    {"currencies", "list the currencies and their supply", cmd_currencies},
+    {"currency", "show a currency: rules, figures, admins and programmes", cmd_currency},
+    {"programmes", "list a currency's aid programmes", cmd_programmes},
+    {"programme", "show an aid programme and its figures", cmd_programme},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -38,7 +59,7 @@ static void print_usage(FILE *f)
                "       koinon --version\n\n"
                "Commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-17s %s\n", commands[i].name, commands[i].summary);
 }
 
 static const command *find_command(const char *name)

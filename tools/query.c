@@ -1,6 +1,7 @@
-/* Read commands: `koinon account`, `tx`, `block`, `status`, `currencies`. Each
- * GETs one resource and prints a compact view of it, or with --json the node's
- * JSON as it arrived. */
+/* Read commands: `koinon account`, `history`, `tx`, `block`, `status`,
+ * `currencies`, `currency`, `programmes`, `programme`. Each GETs one resource
+ * and prints a compact view of it (amounts in major units with the raw minor
+ * units beside them), or with --json the node's JSON as it arrived. */
 #include "tools/internal.h"
 
 #include <getopt.h>
@@ -11,12 +12,24 @@
 #include <time.h>
 
 #define PARSED (-1) /* parse_query: go on with the command */
+#define HISTORY_LIMIT_MAX 500
+#define CURSOR_HEX_LEN 32
+
+/* What a read command accepts besides --node, --json and --help. */
+typedef struct query_spec {
+    const char *usage, *help;
+    uint32_t min_args, max_args; /* positional arguments */
+    bool with_key;               /* --key FILE, in place of a PUBKEY argument */
+    bool with_page;              /* --limit N, --cursor C */
+} query_spec;
 
 typedef struct query_args {
     char node[CLI_URL_MAX];
     bool json;
-    const char *key_path; /* account only */
-    const char *arg;      /* the one positional argument, if any */
+    const char *key_path;
+    const char *args[2];
+    uint32_t n_args;
+    const char *limit, *cursor;
 } query_args;
 
 #define NODE_HELP                                              \
@@ -24,39 +37,70 @@ typedef struct query_args {
     "  --json       print the node's JSON reply as is\n"       \
     "  --help       show this help\n"
 
-/* Parses --node, --json, --help (and --key when with_key) and at most one
- * positional argument, which is required when arg_required. */
-static int parse_query(int argc, char **argv, const char *usage, const char *help, bool with_key,
-                       bool arg_required, query_args *q)
+static int parse_query(int argc, char **argv, const query_spec *spec, query_args *q)
 {
     static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"key", required_argument, NULL, 'k'},
+                                         {"limit", required_argument, NULL, 'l'},
+                                         {"cursor", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     snprintf(q->node, sizeof q->node, "%s", CLI_NODE_DEFAULT);
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': return cli_help(help);
+        case 'h': return cli_help(spec->help);
         case 'j': q->json = true; break;
         case 'n':
             if (cli_parse_node(optarg, q->node))
-                return cli_usage_error(usage, "--node must be an http:// or https:// URL");
+                return cli_usage_error(spec->usage, "--node must be an http:// or https:// URL");
             break;
         case 'k':
-            if (!with_key) return cli_usage_error(usage, "unknown option '--key'");
+            if (!spec->with_key) return cli_usage_error(spec->usage, "unknown option '--key'");
             q->key_path = optarg;
             break;
-        default: return cli_bad_option(c, argv, usage);
+        case 'l':
+        case 'c':
+            if (!spec->with_page)
+                return cli_usage_error(spec->usage, "unknown option '%s'", argv[optind - 1]);
+            *(c == 'l' ? &q->limit : &q->cursor) = optarg;
+            break;
+        default: return cli_bad_option(c, argv, spec->usage);
         }
     }
-    if (optind < argc) q->arg = argv[optind++];
-    if (optind != argc) return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
-    if (arg_required && !q->arg) return cli_usage_error(usage, "an argument is missing");
-    if (!arg_required && !with_key && q->arg)
-        return cli_usage_error(usage, "unexpected argument '%s'", q->arg);
+    for (; optind < argc; optind++) {
+        if (q->n_args == spec->max_args)
+            return cli_usage_error(spec->usage, "unexpected argument '%s'", argv[optind]);
+        q->args[q->n_args++] = argv[optind];
+    }
+    if (q->n_args < spec->min_args) return cli_usage_error(spec->usage, "an argument is missing");
     return PARSED;
+}
+
+/* The key of PUBKEY or --key FILE (exactly one of them) as hex. */
+static int key_hex(const query_args *q, const char *usage, char hex[2 * KN_PK_BYTES + 1])
+{
+    uint8_t pk[KN_PK_BYTES];
+    if (!q->n_args == !q->key_path) return cli_usage_error(usage, "give PUBKEY or --key FILE");
+    if (q->key_path) {
+        kn_keypair kp;
+        if (cli_load_key(q->key_path, &kp)) return CLI_EXIT_FAIL;
+        memcpy(pk, kp.pk, KN_PK_BYTES);
+        kn_keypair_wipe(&kp);
+    } else if (cli_parse_pk(q->args[0], pk)) {
+        return cli_usage_error(usage, "PUBKEY must be 64 hex digits");
+    }
+    kn_hex(hex, pk, KN_PK_BYTES);
+    return 0;
+}
+
+/* Currency codes and programme ids go into paths: letters, digits, . _ - only. */
+static bool path_safe(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= 16 &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
 /* "2024-05-01 12:00:00.123 UTC" */
@@ -83,61 +127,171 @@ static void print_scalar(const char *label, const json_t *obj, const char *key)
         printf("%-12s%s\n", label, json_is_string(v) ? json_string_value(v) : "-");
 }
 
+/* An amount in major units with its raw minor units: "12.34 (1234)". A scale
+ * outside 0..18 (or none) prints minor units alone. */
+static void amount_text(char *out, size_t cap, int64_t amount_minor, int64_t scale)
+{
+    if (scale < 0 || scale > 18) {
+        snprintf(out, cap, "%" PRId64 " minor", amount_minor);
+        return;
+    }
+    char major[48];
+    cli_format_amount(major, sizeof major, amount_minor, (unsigned)scale);
+    snprintf(out, cap, "%s (%" PRId64 ")", major, amount_minor);
+}
+
+/* The amount member key of obj, at the scale member of obj (or at scale). */
+static const char *amount_of(const json_t *obj, const char *key, int64_t scale, char *buf,
+                             size_t cap)
+{
+    int64_t amount;
+    if (!cli_jint(obj, key, &amount)) return "-";
+    if (scale < 0 && !cli_jint(obj, "scale", &scale)) scale = -1;
+    amount_text(buf, cap, amount, scale);
+    return buf;
+}
+
+/* Strings of a JSON array joined with ", " (none when empty). */
+static void join_list(const json_t *list, char *out, size_t cap, const char *none)
+{
+    size_t len = 0, i;
+    const json_t *v;
+    snprintf(out, cap, "%s", none);
+    json_array_foreach(list, i, v)
+    {
+        if (!json_is_string(v) || len >= cap) continue;
+        len +=
+            (size_t)snprintf(out + len, cap - len, "%s%s", len ? ", " : "", json_string_value(v));
+    }
+}
+
 /* ---------------------------------------------------------------- account */
 
 static const char account_usage[] =
     "usage: koinon account PUBKEY | --key FILE [--node URL] [--json]\n";
 static const char account_help[] =
     "usage: koinon account PUBKEY | --key FILE [--node URL] [--json]\n\n"
-    "Shows the balances of an account, given as a hex public key or a key file.\n\n"
-    "  --key FILE   take the account from a key file\n" NODE_HELP;
+    "Shows a key's accounts in every currency (its main account and its aid from each\n"
+    "programme) with kind, flags and balance, and the roles it holds. The all-zero key\n"
+    "shows the currencies' own accounts (issuing, treasury, programmes, fees).\n\n"
+    "  --key FILE   take the key from a key file\n" NODE_HELP;
 
-static void print_balances(const json_t *reply)
+static void print_accounts(const json_t *reply)
 {
-    const json_t *balances = json_object_get(reply, "balances");
+    const json_t *accounts = json_object_get(reply, "accounts"), *a, *r;
     size_t i;
-    const json_t *b;
-    if (json_array_size(balances) == 0) printf("no balances\n");
-    json_array_foreach(balances, i, b)
+    char amount[80], flags[64];
+    printf("account %s\n", cli_jstr(reply, "account", "?"));
+    if (json_array_size(accounts) == 0) printf("no accounts\n");
+    json_array_foreach(accounts, i, a)
     {
-        int64_t amount, scale;
-        const char *code = cli_jstr(b, "currency", "?");
-        if (!cli_jint(b, "balance", &amount)) {
-            printf("%-5s ?\n", code);
-            continue;
-        }
-        if (!cli_jint(b, "scale", &scale) || scale < 0 || scale > 18) {
-            printf("%-5s %" PRId64 " minor\n", code, amount);
-            continue;
-        }
-        char text[48];
-        cli_format_amount(text, sizeof text, amount, (unsigned)scale);
-        printf("%-5s %s  (%" PRId64 " minor)\n", code, text, amount);
+        const char *sub = cli_jstr(a, "sub", "");
+        join_list(json_object_get(a, "flags"), flags, sizeof flags, "");
+        printf("  %-6s %-12s %-17s %24s%s%s%s\n", cli_jstr(a, "currency", "?"),
+               cli_jstr(a, "kind", "?"), sub[0] ? sub : "main",
+               amount_of(a, "balance", -1, amount, sizeof amount), flags[0] ? "  [" : "", flags,
+               flags[0] ? "]" : "");
+    }
+    const json_t *roles = json_object_get(reply, "roles");
+    if (json_array_size(roles)) printf("roles\n");
+    json_array_foreach(roles, i, r)
+    {
+        char names[160];
+        int64_t limit = 0;
+        const char *code = cli_jstr(r, "currency", "");
+        const char *category = cli_jstr(r, "category", "");
+        join_list(json_object_get(r, "roles"), names, sizeof names, "-");
+        printf("  %-6s %s", code[0] ? code : "(all)", names);
+        if (category[0]) printf("  category %s", category);
+        if (cli_jint(r, "credit_limit", &limit) && limit) printf("  credit limit %" PRId64, limit);
+        printf("\n");
     }
 }
 
 int cmd_account(int argc, char **argv)
 {
+    static const query_spec spec = {account_usage, account_help, 0, 1, true, false};
     query_args q = {0};
-    int rc = parse_query(argc, argv, account_usage, account_help, true, false, &q);
+    int rc = parse_query(argc, argv, &spec, &q);
     if (rc != PARSED) return rc;
-    if (!q.arg == !q.key_path) return cli_usage_error(account_usage, "give PUBKEY or --key FILE");
-
-    uint8_t pk[KN_PK_BYTES];
-    if (q.key_path) {
-        kn_keypair kp;
-        if (cli_load_key(q.key_path, &kp)) return CLI_EXIT_FAIL;
-        memcpy(pk, kp.pk, KN_PK_BYTES);
-        kn_keypair_wipe(&kp);
-    } else if (cli_parse_pk(q.arg, pk)) {
-        return cli_usage_error(account_usage, "PUBKEY must be 64 hex digits");
-    }
     char hex[2 * KN_PK_BYTES + 1], path[128];
-    kn_hex(hex, pk, KN_PK_BYTES);
+    if ((rc = key_hex(&q, account_usage, hex))) return rc;
     snprintf(path, sizeof path, "/v1/accounts/%s", hex);
     cli_reply r;
     if (cli_get_json(q.node, path, q.json, &r)) return CLI_EXIT_FAIL;
-    if (!q.json) print_balances(r.json);
+    if (!q.json) print_accounts(r.json);
+    cli_reply_free(&r);
+    return CLI_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- history */
+
+static const char history_usage[] =
+    "usage: koinon history PUBKEY | --key FILE [--limit N] [--cursor C] [--node URL] [--json]\n";
+static const char history_help[] =
+    "usage: koinon history PUBKEY | --key FILE [--limit N] [--cursor C] [--node URL] [--json]\n\n"
+    "Shows the movements of a key's accounts, newest first: received (+) and paid (-),\n"
+    "with the transaction and the counterparty. Demurrage and redemption fees show as\n"
+    "their own movements.\n\n"
+    "  --key FILE   take the key from a key file\n"
+    "  --limit N    movements per page, 1..500 (default 50)\n"
+    "  --cursor C   continue from the cursor an earlier page printed\n" NODE_HELP;
+
+/* "ab12cd34ef56/aid1", "#treasury": who was on the other side. */
+static void counterparty_text(const json_t *m, char *out, size_t cap)
+{
+    const char *pk = cli_jstr(m, "counterparty", "?");
+    const char *sub = cli_jstr(m, "counterparty_sub", "");
+    if (strspn(pk, "0") == strlen(pk)) /* the currency's own accounts */
+        snprintf(out, cap, "%s", sub[0] ? sub : "(currency)");
+    else
+        snprintf(out, cap, "%.16s%s%s", pk, sub[0] ? "/" : "", sub);
+}
+
+static void print_history(const json_t *reply, const char *hex)
+{
+    const json_t *moves = json_object_get(reply, "movements"), *m;
+    size_t i;
+    if (json_array_size(moves) == 0)
+        printf("no movements\n");
+    else
+        printf("%8s %-6s %-10s %-6s %-17s %24s  %s\n", "height", "tx", "kind", "cur", "account",
+               "amount", "counterparty");
+    json_array_foreach(moves, i, m)
+    {
+        char amount[80], other[96];
+        int64_t height = 0, op = 0;
+        const char *sub = cli_jstr(m, "sub", "");
+        (void)cli_jint(m, "height", &height);
+        (void)cli_jint(m, "op", &op);
+        counterparty_text(m, other, sizeof other);
+        printf("%8" PRId64 " %.6s %-10s %-6s %-17s %24s  %s\n", height, cli_jstr(m, "tx", "?"),
+               cli_jstr(m, "kind", "?"), cli_jstr(m, "currency", "?"), sub[0] ? sub : "main",
+               amount_of(m, "amount", -1, amount, sizeof amount), other);
+    }
+    const char *next = cli_jstr(reply, "next_cursor", NULL);
+    if (next) printf("more: koinon history %s --cursor %s\n", hex, next);
+}
+
+int cmd_history(int argc, char **argv)
+{
+    static const query_spec spec = {history_usage, history_help, 0, 1, true, true};
+    query_args q = {0};
+    int rc = parse_query(argc, argv, &spec, &q);
+    if (rc != PARSED) return rc;
+    char hex[2 * KN_PK_BYTES + 1], path[256];
+    uint64_t limit = 50;
+    if ((rc = key_hex(&q, history_usage, hex))) return rc;
+    if (q.limit && cli_parse_u64(q.limit, 1, HISTORY_LIMIT_MAX, &limit))
+        return cli_usage_error(history_usage, "--limit must be 1 to %d", HISTORY_LIMIT_MAX);
+    if (q.cursor && (strlen(q.cursor) != CURSOR_HEX_LEN ||
+                     strspn(q.cursor, "0123456789abcdefABCDEF") != CURSOR_HEX_LEN))
+        return cli_usage_error(history_usage, "--cursor must be a cursor an earlier page printed");
+    int len = snprintf(path, sizeof path, "/v1/accounts/%s/transfers?limit=%" PRIu64, hex, limit);
+    if (q.cursor) snprintf(path + len, sizeof path - (size_t)len, "&cursor=%s", q.cursor);
+    cli_reply r;
+    if (cli_get_json(q.node, path, q.json, &r)) return CLI_EXIT_FAIL;
+    if (!q.json) print_history(r.json, hex);
     cli_reply_free(&r);
     return CLI_EXIT_OK;
 }
@@ -147,7 +301,7 @@ int cmd_account(int argc, char **argv)
 static const char tx_usage[] = "usage: koinon tx ID [--node URL] [--json]\n";
 static const char tx_help[] =
     "usage: koinon tx ID [--node URL] [--json]\n\n"
-    "Shows a transaction's status and, once committed, its result.\n\n" NODE_HELP;
+    "Shows a transaction's status, its operations and, once committed, its result.\n\n" NODE_HELP;
 
 static void print_result(const json_t *result)
 {
@@ -164,13 +318,35 @@ static void print_result(const json_t *result)
     printf("%-12srejected: %s (%s)\n", "result", message, code);
 }
 
+/* One operation on one line: its kind and currency, then its fields. */
+static void print_op(const json_t *op)
+{
+    const char *key;
+    const json_t *v;
+    printf("%-12s%s %s", "", cli_jstr(op, "kind", "?"), cli_jstr(op, "currency", ""));
+    json_object_foreach((json_t *)op, key, v)
+    {
+        if (strcmp(key, "kind") == 0 || strcmp(key, "currency") == 0) continue;
+        if (json_is_string(v) && json_string_length(v))
+            printf(" %s=%s", key, json_string_value(v));
+        else if (json_is_integer(v))
+            printf(" %s=%" JSON_INTEGER_FORMAT, key, json_integer_value(v));
+        else if (json_is_boolean(v))
+            printf(" %s=%s", key, json_is_true(v) ? "true" : "false");
+        else if (json_is_array(v))
+            printf(" %s=[%zu]", key, json_array_size(v));
+    }
+    printf("\n");
+}
+
 int cmd_tx(int argc, char **argv)
 {
+    static const query_spec spec = {tx_usage, tx_help, 1, 1, false, false};
     query_args q = {0};
-    int rc = parse_query(argc, argv, tx_usage, tx_help, false, true, &q);
+    int rc = parse_query(argc, argv, &spec, &q);
     if (rc != PARSED) return rc;
     uint8_t id[KN_HASH_BYTES];
-    if (cli_parse_hash(q.arg, id)) return cli_usage_error(tx_usage, "ID must be 64 hex digits");
+    if (cli_parse_hash(q.args[0], id)) return cli_usage_error(tx_usage, "ID must be 64 hex digits");
 
     char hex[2 * KN_HASH_BYTES + 1], path[128];
     kn_hex(hex, id, KN_HASH_BYTES);
@@ -185,6 +361,10 @@ int cmd_tx(int argc, char **argv)
             print_scalar("index", r.json, "index");
             print_result(json_object_get(r.json, "result"));
         }
+        size_t i;
+        const json_t *op;
+        if (json_object_get(r.json, "ops")) printf("%-12s\n", "operations");
+        json_array_foreach(json_object_get(r.json, "ops"), i, op) print_op(op);
     }
     cli_reply_free(&r);
     return CLI_EXIT_OK;
@@ -251,14 +431,16 @@ static void print_block(const json_t *b)
 
 int cmd_block(int argc, char **argv)
 {
+    static const query_spec spec = {block_usage, block_help, 1, 1, false, false};
     query_args q = {0};
-    int rc = parse_query(argc, argv, block_usage, block_help, false, true, &q);
+    int rc = parse_query(argc, argv, &spec, &q);
     if (rc != PARSED) return rc;
+    const char *arg = q.args[0];
     uint64_t height;
     char path[64];
-    if (strcmp(q.arg, "latest") == 0)
+    if (strcmp(arg, "latest") == 0)
         snprintf(path, sizeof path, "/v1/blocks/latest");
-    else if (cli_parse_u64(q.arg, 0, INT64_MAX, &height) == 0)
+    else if (cli_parse_u64(arg, 0, INT64_MAX, &height) == 0)
         snprintf(path, sizeof path, "/v1/blocks/%" PRIu64, height);
     else
         return cli_usage_error(block_usage, "HEIGHT must be a block height or 'latest'");
@@ -326,19 +508,6 @@ static void print_status(const json_t *s)
     print_validators(json_object_get(s, "validators"));
 }
 
-/* Names in a JSON array joined with commas ("-" when empty). */
-static void join_names(const json_t *list, char *out, size_t cap)
-{
-    size_t len = 0, i;
-    const json_t *v;
-    snprintf(out, cap, "-");
-    json_array_foreach(list, i, v)
-    {
-        if (!json_is_string(v) || len >= cap) continue;
-        len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? "," : "", json_string_value(v));
-    }
-}
-
 /* The compact live view: consensus position, votes of the round, and one line
  * per validator. */
 static void print_watch(const json_t *s)
@@ -346,8 +515,8 @@ static void print_watch(const json_t *s)
     const json_t *cons = json_object_get(s, "consensus");
     const json_t *blocks = json_object_get(s, "recent_blocks");
     char a[32], b[32], c[32], prevotes[256], precommits[256];
-    join_names(json_object_get(cons, "prevotes"), prevotes, sizeof prevotes);
-    join_names(json_object_get(cons, "precommits"), precommits, sizeof precommits);
+    join_list(json_object_get(cons, "prevotes"), prevotes, sizeof prevotes, "-");
+    join_list(json_object_get(cons, "precommits"), precommits, sizeof precommits, "-");
     int64_t t0, t1;
     size_t nb = json_array_size(blocks);
     char interval[32] = "-";
@@ -450,26 +619,32 @@ int cmd_status(int argc, char **argv)
 static const char currencies_usage[] = "usage: koinon currencies [--node URL] [--json]\n";
 static const char currencies_help[] = "usage: koinon currencies [--node URL] [--json]\n\n"
                                       "Lists the currencies with their city, circulating and "
-                                      "maximum supply, and issuer.\n\n" NODE_HELP;
+                                      "maximum supply, and flags.\n\n" NODE_HELP;
 
-static void print_currency(const json_t *c)
+static int64_t scale_in(const json_t *obj)
 {
-    int64_t scale = 0, supply, max_supply;
-    char supply_text[48] = "?", max_text[48] = "?";
-    if (!cli_jint(c, "scale", &scale) || scale < 0 || scale > 18) scale = 0;
+    int64_t scale;
+    return cli_jint(obj, "scale", &scale) && scale >= 0 && scale <= 18 ? scale : 0;
+}
+
+static void print_currency_line(const json_t *c)
+{
+    int64_t scale = scale_in(c), supply, max_supply;
+    char supply_text[48] = "?", max_text[48] = "?", flags[160];
     if (cli_jint(c, "supply", &supply))
         cli_format_amount(supply_text, sizeof supply_text, supply, (unsigned)scale);
     if (cli_jint(c, "max_supply", &max_supply))
         cli_format_amount(max_text, sizeof max_text, max_supply, (unsigned)scale);
-    printf("%-5s %-24s %-10s supply %s of %s  issuer %s\n", cli_jstr(c, "code", "?"),
-           cli_jstr(c, "name", "-"), cli_jstr(c, "city", "-"), supply_text, max_text,
-           cli_jstr(c, "issuer", "?"));
+    join_list(json_object_get(c, "flags"), flags, sizeof flags, "-");
+    printf("%-5s %-24s %-10s supply %s of %s  flags %s\n", cli_jstr(c, "code", "?"),
+           cli_jstr(c, "name", "-"), cli_jstr(c, "city", "-"), supply_text, max_text, flags);
 }
 
 int cmd_currencies(int argc, char **argv)
 {
+    static const query_spec spec = {currencies_usage, currencies_help, 0, 0, false, false};
     query_args q = {0};
-    int rc = parse_query(argc, argv, currencies_usage, currencies_help, false, false, &q);
+    int rc = parse_query(argc, argv, &spec, &q);
     if (rc != PARSED) return rc;
     cli_reply r;
     if (cli_get_json(q.node, "/v1/currencies", q.json, &r)) return CLI_EXIT_FAIL;
@@ -478,8 +653,192 @@ int cmd_currencies(int argc, char **argv)
         size_t i;
         const json_t *c;
         if (json_array_size(list) == 0) printf("no currencies\n");
-        json_array_foreach(list, i, c) print_currency(c);
+        json_array_foreach(list, i, c) print_currency_line(c);
     }
+    cli_reply_free(&r);
+    return CLI_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- currency */
+
+static const char currency_usage[] = "usage: koinon currency CODE [--node URL] [--json]\n";
+static const char currency_help[] =
+    "usage: koinon currency CODE [--node URL] [--json]\n\n"
+    "Shows a currency: its flags and fee policy, its figures (supply, issued, retired,\n"
+    "redeemed, fees, demurrage, clawed back, outstanding, holders by kind of account),\n"
+    "its issuer admins, auditors, programme managers and programmes.\n\n" NODE_HELP;
+
+static void print_keys(const char *label, const json_t *list)
+{
+    size_t i;
+    const json_t *k;
+    if (json_array_size(list) == 0) printf("%-14s-\n", label);
+    json_array_foreach(list, i, k) printf("%-14s%s\n", i ? "" : label, json_string_value(k));
+}
+
+static void print_figures(const json_t *stats, int64_t scale)
+{
+    static const char *const figures[] = {"supply", "issued",    "retired",     "redeemed",
+                                          "fees",   "demurrage", "clawed_back", "outstanding"};
+    char amount[80];
+    for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
+        printf("%-14s%s\n", figures[i], amount_of(stats, figures[i], scale, amount, sizeof amount));
+    const char *kind;
+    const json_t *n;
+    printf("%-14s", "holders");
+    json_object_foreach((json_t *)json_object_get(stats, "holders_by_kind"), kind,
+                        n) if (json_integer_value(n) > 0)
+        printf("%s %" JSON_INTEGER_FORMAT "  ", kind, json_integer_value(n));
+    printf("\n");
+}
+
+static void print_currency(const json_t *c)
+{
+    int64_t scale = scale_in(c), v1 = 0, v2 = 0, v3 = 0;
+    char flags[160], programmes[512], amount[80];
+    join_list(json_object_get(c, "flags"), flags, sizeof flags, "none");
+    join_list(json_object_get(c, "programmes"), programmes, sizeof programmes, "-");
+    printf("%-14s%s  %s, %s\n", "currency", cli_jstr(c, "code", "?"), cli_jstr(c, "name", "-"),
+           cli_jstr(c, "city", "-"));
+    printf("%-14s%" PRId64 "\n%-14s%s\n", "scale", scale, "flags", flags);
+    printf("%-14s%s\n", "max supply", amount_of(c, "max_supply", scale, amount, sizeof amount));
+    (void)cli_jint(c, "fee_bps", &v1);
+    (void)cli_jint(c, "early_fee_bps", &v2);
+    (void)cli_jint(c, "early_days", &v3);
+    printf("%-14s%" PRId64 " bps; %" PRId64 " bps on money held under %" PRId64 " days\n",
+           "redeem fee", v1, v2, v3);
+    (void)cli_jint(c, "demurrage_bps", &v1);
+    (void)cli_jint(c, "demurrage_period_ms", &v2);
+    if (v1) printf("%-14s%" PRId64 " bps per %" PRId64 " ms\n", "demurrage", v1, v2);
+    print_figures(json_object_get(c, "stats"), scale);
+    (void)cli_jint(c, "issuer_threshold", &v1);
+    printf("%-14s%" PRId64 " of the issuer admins\n", "issuer quorum", v1);
+    print_keys("issuer admins", json_object_get(c, "issuer_admins"));
+    print_keys("auditors", json_object_get(c, "auditors"));
+    print_keys("managers", json_object_get(c, "programme_managers"));
+    printf("%-14s%s\n", "programmes", programmes);
+}
+
+int cmd_currency(int argc, char **argv)
+{
+    static const query_spec spec = {currency_usage, currency_help, 1, 1, false, false};
+    query_args q = {0};
+    int rc = parse_query(argc, argv, &spec, &q);
+    if (rc != PARSED) return rc;
+    if (!path_safe(q.args[0]) || strlen(q.args[0]) > 12)
+        return cli_usage_error(currency_usage, "CODE must be 1 to 12 letters or digits");
+    char path[64];
+    snprintf(path, sizeof path, "/v1/currencies/%s", q.args[0]);
+    cli_reply r;
+    if (cli_get_json(q.node, path, q.json, &r)) return CLI_EXIT_FAIL;
+    if (!q.json) print_currency(r.json);
+    cli_reply_free(&r);
+    return CLI_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- programmes */
+
+static const char programmes_usage[] = "usage: koinon programmes CODE [--node URL] [--json]\n";
+static const char programmes_help[] =
+    "usage: koinon programmes CODE [--node URL] [--json]\n\n"
+    "Lists a currency's aid programmes with their state and figures.\n\n" NODE_HELP;
+static const char programme_usage[] = "usage: koinon programme CODE ID [--node URL] [--json]\n";
+static const char programme_help[] =
+    "usage: koinon programme CODE ID [--node URL] [--json]\n\n"
+    "Shows an aid programme: its rules, budget, funding, disbursements, spending by\n"
+    "merchant category, returns and expiry, beneficiaries and its account's balance.\n\n" NODE_HELP;
+
+static void print_programme_line(const json_t *p)
+{
+    int64_t scale = scale_in(p);
+    const json_t *st = json_object_get(p, "stats");
+    char budget[80], funded[80], disbursed[80], spent[80], balance[80];
+    printf("%-16s %-8s budget %s  funded %s  disbursed %s  spent %s  balance %s\n",
+           cli_jstr(p, "id", "?"), cli_jstr(p, "state", "?"),
+           amount_of(p, "budget", scale, budget, sizeof budget),
+           amount_of(st, "funded", scale, funded, sizeof funded),
+           amount_of(st, "disbursed", scale, disbursed, sizeof disbursed),
+           amount_of(st, "spent", scale, spent, sizeof spent),
+           amount_of(p, "balance", scale, balance, sizeof balance));
+}
+
+static void print_programme_rules(const json_t *p, int64_t scale)
+{
+    int64_t t, period = 0, grace = 0;
+    char when[64] = "-", until[64] = "-", cap[80], cats[256];
+    if (cli_jint(p, "start_ms", &t)) format_time(when, sizeof when, t);
+    if (cli_jint(p, "end_ms", &t)) format_time(until, sizeof until, t);
+    (void)cli_jint(p, "period_ms", &period);
+    (void)cli_jint(p, "grace_ms", &grace);
+    join_list(json_object_get(p, "categories"), cats, sizeof cats, "any");
+    printf("%-14s%s\n%-14s%s\n%-14s%" PRId64 " ms after the end\n", "start", when, "end", until,
+           "grace", grace);
+    printf("%-14s%s", "cap", amount_of(p, "cap", scale, cap, sizeof cap));
+    if (period) printf(" per %" PRId64 " ms", period);
+    printf("\n%-14s%s\n%-14s%s\n", "categories", cats, "p2p",
+           json_is_true(json_object_get(p, "p2p")) ? "yes" : "no");
+}
+
+static void print_programme(const json_t *p)
+{
+    static const char *const figures[] = {"funded", "disbursed", "spent", "returned", "expired"};
+    int64_t scale = scale_in(p), n = 0;
+    const json_t *st = json_object_get(p, "stats"), *v;
+    char amount[80];
+    const char *cat;
+    printf("%-14s%s/%s (%s)\n", "programme", cli_jstr(p, "currency", "?"), cli_jstr(p, "id", "?"),
+           cli_jstr(p, "state", "?"));
+    printf("%-14s%s\n", "manager", cli_jstr(p, "manager", "-"));
+    printf("%-14s%s\n", "budget", amount_of(p, "budget", scale, amount, sizeof amount));
+    print_programme_rules(p, scale);
+    for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
+        printf("%-14s%s\n", figures[i], amount_of(st, figures[i], scale, amount, sizeof amount));
+    json_object_foreach((json_t *)json_object_get(st, "spent_by_category"), cat, v)
+    {
+        amount_text(amount, sizeof amount, json_integer_value(v), scale);
+        printf("%-14s%s: %s\n", "", cat, amount);
+    }
+    (void)cli_jint(st, "beneficiaries", &n);
+    printf("%-14s%" PRId64 "\n", "beneficiaries", n);
+    printf("%-14s%s\n", "balance", amount_of(p, "balance", scale, amount, sizeof amount));
+}
+
+int cmd_programmes(int argc, char **argv)
+{
+    static const query_spec spec = {programmes_usage, programmes_help, 1, 1, false, false};
+    query_args q = {0};
+    int rc = parse_query(argc, argv, &spec, &q);
+    if (rc != PARSED) return rc;
+    if (!path_safe(q.args[0]) || strlen(q.args[0]) > 12)
+        return cli_usage_error(programmes_usage, "CODE must be 1 to 12 letters or digits");
+    char path[96];
+    snprintf(path, sizeof path, "/v1/currencies/%s/programmes", q.args[0]);
+    cli_reply r;
+    if (cli_get_json(q.node, path, q.json, &r)) return CLI_EXIT_FAIL;
+    if (!q.json) {
+        size_t i;
+        const json_t *p, *list = json_object_get(r.json, "programmes");
+        if (json_array_size(list) == 0) printf("no programmes\n");
+        json_array_foreach(list, i, p) print_programme_line(p);
+    }
+    cli_reply_free(&r);
+    return CLI_EXIT_OK;
+}
+
+int cmd_programme(int argc, char **argv)
+{
+    static const query_spec spec = {programme_usage, programme_help, 2, 2, false, false};
+    query_args q = {0};
+    int rc = parse_query(argc, argv, &spec, &q);
+    if (rc != PARSED) return rc;
+    if (!path_safe(q.args[0]) || strlen(q.args[0]) > 12 || !path_safe(q.args[1]))
+        return cli_usage_error(
+            programme_usage, "CODE is 1 to 12 letters or digits, ID 1 to 16 of A-Z a-z 0-9 . _ -");
+    char path[128];
+    snprintf(path, sizeof path, "/v1/currencies/%s/programmes/%s", q.args[0], q.args[1]);
+    cli_reply r;
+    if (cli_get_json(q.node, path, q.json, &r)) return CLI_EXIT_FAIL;
+    if (!q.json) print_programme(r.json);
     cli_reply_free(&r);
     return CLI_EXIT_OK;
 }

@@ -221,7 +221,8 @@ void ledger_tx_body(const ledger_tx *tx, kn_buf *b);
 void ledger_tx_encode(const ledger_tx *tx, kn_buf *b);
 /* Decodes exactly one transaction filling all of [p, p+n): KN_EDECODE,
  * KN_ENONCANON, KN_ETOOBIG (over LEDGER_TX_BYTES_MAX or a count limit),
- * KN_ENOOPS, KN_EUNKNOWNOP, KN_EZEROAMOUNT, KN_ESELFPAY, KN_EINVAL (a field
+ * KN_ENOOPS, KN_EUNKNOWNOP, KN_EZEROAMOUNT, KN_ESELFPAY, KN_EOVERFLOW (an
+ * amount beyond int64), KN_EINVAL (a field
  * out of its range, two definitions or two batches in one transaction, an
  * expire that is not alone). Sets tx->id. */
 KN_MUST int ledger_tx_decode(const uint8_t *p, size_t n, ledger_tx *tx);
@@ -511,6 +512,10 @@ KN_MUST int ledger_cert_get(store_txn *t, uint64_t height, const uint8_t **p, si
  * never committed. */
 KN_MUST int ledger_tx_apply(store_txn *t, const ledger_tx *tx, uint64_t height,
                             uint64_t time_ms);
+
+/* True for the errors ledger_tx_apply returns when a transaction breaks a rule
+ * of the state (as opposed to a malformed transaction or a store failure). */
+bool ledger_rule_error(int err);
 
 /* Checks every invariant from a full scan and aborts on the first broken one:
  * each currency's balances sum to zero and match its supply and counts, no

@@ -676,8 +676,8 @@ static int op_fund(rules *R, const ledger_op *op, const ledger_currency *cur)
 }
 
 /* One beneficiary of a batch: the role, not frozen, within the cap. */
-static int disburse_one(rules *R, const ledger_programme *pg, entry *from,
-                        const ledger_payee *payee)
+static int disburse_one(rules *R, const ledger_currency *cur, const ledger_programme *pg,
+                        entry *from, const ledger_payee *payee)
 {
     bool beneficiary;
     int rc = has_role(R, pg->currency, payee->pk, LEDGER_ROLE_BENEFICIARY, &beneficiary);
@@ -704,7 +704,8 @@ static int disburse_one(rules *R, const ledger_programme *pg, entry *from,
     rc = account_load(R, pg->currency, payee->pk, pg->id, &sub);
     if (rc) return rc;
     account_open(R, sub, LEDGER_ACC_BENEFICIARY, LEDGER_ACCF_AUTHORISED);
-    return move(R, from, sub, (int64_t)payee->amount, LEDGER_OP_DISBURSE);
+    rc = charge_demurrage(R, cur, sub);
+    return rc ? rc : move(R, from, sub, (int64_t)payee->amount, LEDGER_OP_DISBURSE);
 }
 
 static int op_disburse(rules *R, const ledger_op *op, const ledger_currency *cur)
@@ -734,7 +735,7 @@ static int op_disburse(rules *R, const ledger_op *op, const ledger_currency *cur
     entry *from;
     rc = system_account(R, cur->code, pg.id, &from);
     for (uint32_t i = 0; i < R->tx->n_payees && !rc; i++)
-        rc = disburse_one(R, &pg, from, &R->tx->payees[i]);
+        rc = disburse_one(R, cur, &pg, from, &R->tx->payees[i]);
     if (!rc) rc = pstat_get(R, cur->code, pg.id, LEDGER__PS_FUNDED, &funded);
     KN_REQUIRE(rc || disbursed + total <= funded); /* the programme account held it */
     return rc ? rc : pstat_add(R, cur->code, pg.id, LEDGER__PS_DISBURSED, (int64_t)total);
@@ -1324,6 +1325,42 @@ int ledger__genesis_state(store_txn *t, const ledger_genesis *g, uint32_t thresh
         if (!rc) rc = flush(R);
     }
     return rc;
+}
+
+bool ledger_rule_error(int err)
+{
+    switch (err) {
+    case KN_EOVERDRAFT:
+    case KN_ENOCURRENCY:
+    case KN_ENOACCOUNT:
+    case KN_ESUPPLY:
+    case KN_EOVERFLOW:
+    case KN_EEXPIRED:
+    case KN_EWRONGSIGNER:
+    case KN_EUNAUTHORISED:
+    case KN_EQUORUM:
+    case KN_EFROZEN:
+    case KN_EACCCLOSED:
+    case KN_ENOTAUTHACC:
+    case KN_EROUTE:
+    case KN_ECATEGORY:
+    case KN_ENOPROGRAMME:
+    case KN_EINACTIVE:
+    case KN_EPROGEXPIRED:
+    case KN_ENOTENDED:
+    case KN_EBUDGET:
+    case KN_ECAP:
+    case KN_EDUPBATCH:
+    case KN_EEXISTS:
+    case KN_ENONZERO:
+    case KN_EFORBIDDEN:
+    case KN_EREVERSAL:
+    case KN_ENOTRANSFER:
+    case KN_ENOROLE:
+    case KN_ELASTADMIN:
+    case KN_ENOTBENEFICIARY: return true;
+    default: return false;
+    }
 }
 
 int ledger_tx_apply(store_txn *t, const ledger_tx *tx, uint64_t height, uint64_t time_ms)

@@ -322,6 +322,19 @@ static bool key_kind(uint32_t kind)
            kind == LEDGER_ACC_SSE || kind == LEDGER_ACC_CLEARING || kind == LEDGER_ACC_HOLDER;
 }
 
+typedef struct own_sum {
+    const char *code;
+    int64_t held;
+} own_sum;
+
+/* The currency's own accounts but the issuing one: treasury, fees, demurrage
+ * sink and programme accounts. */
+static void add_own(void *ctx, const ledger_account *a)
+{
+    own_sum *s = ctx;
+    if (strcmp(a->currency, s->code) == 0 && a->kind != LEDGER_ACC_ISSUING) s->held += a->balance;
+}
+
 int ledger_currency_stats_get(store_txn *t, const char *code, ledger_currency_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -339,13 +352,9 @@ int ledger_currency_stats_get(store_txn *t, const char *code, ledger_currency_st
         rc = ledger__get_cell(t, &k, &out->holders[kind]);
     }
     /* Held by keys: the supply less what the currency's own accounts hold. */
-    static const char *const own[] = {LEDGER_SUB_TREASURY, LEDGER_SUB_FEES, LEDGER_SUB_DEMURRAGE};
-    out->outstanding = out->supply;
-    for (size_t i = 0; i < sizeof own / sizeof own[0] && !rc; i++) {
-        int64_t v;
-        rc = system_balance(t, code, own[i], &v);
-        out->outstanding -= v;
-    }
+    own_sum sum = {code, 0};
+    if (!rc) rc = ledger_accounts_each(t, zero_pk, add_own, &sum);
+    out->outstanding = out->supply - sum.held;
     return rc;
 }
 

@@ -58,9 +58,100 @@ static void make_op(ledger_op *op, uint8_t kind, const char *currency, uint32_t 
     if (ref) snprintf(op->ref, sizeof op->ref, "%s", ref);
 }
 
+/* A currency definition with every optional part in use. */
+static void make_currency(ledger_tx *tx)
+{
+    ledger_currency *c = &tx->currency_def;
+    snprintf(c->code, sizeof c->code, "GRAMA");
+    snprintf(c->name, sizeof c->name, "Grama");
+    snprintf(c->city, sizeof c->city, "Santa Coloma");
+    c->scale = 2;
+    c->max_supply = 1000000000;
+    c->flags = LEDGER_CUR_FLAGS_ALL;
+    c->n_issuer_admins = 2;
+    memcpy(c->issuer_admins[0], seed_key(1)->pk, KN_PK_BYTES);
+    memcpy(c->issuer_admins[1], seed_key(2)->pk, KN_PK_BYTES);
+    c->issuer_threshold = 2;
+    c->fee_bps = 100;
+    c->early_fee_bps = 300;
+    c->early_days = 30;
+    c->demurrage_bps = 50;
+    c->demurrage_period_ms = 30 * LEDGER_DAY_MS;
+    tx->ops[tx->n_ops++].kind = LEDGER_OP_CURRENCY;
+}
+
+static void make_programme(ledger_tx *tx)
+{
+    ledger_programme *pg = &tx->programme_def;
+    snprintf(pg->currency, sizeof pg->currency, "KES");
+    snprintf(pg->id, sizeof pg->id, "food-2026");
+    pg->budget = 5000000;
+    pg->start_ms = 1700000000000;
+    pg->end_ms = pg->start_ms + 90 * LEDGER_DAY_MS;
+    pg->cap = 20000;
+    pg->period_ms = 30 * LEDGER_DAY_MS;
+    pg->n_categories = 2;
+    snprintf(pg->categories[0], sizeof pg->categories[0], "food");
+    snprintf(pg->categories[1], sizeof pg->categories[1], "pharmacy");
+    pg->grace_ms = 7 * LEDGER_DAY_MS;
+    tx->ops[tx->n_ops++].kind = LEDGER_OP_PROGRAMME;
+}
+
+static ledger_op *add_op(ledger_tx *tx, uint8_t kind, const char *programme, const char *ref)
+{
+    ledger_op *op = &tx->ops[tx->n_ops++];
+    op->kind = kind;
+    snprintf(op->currency, sizeof op->currency, "KES");
+    if (programme) snprintf(op->programme, sizeof op->programme, "%s", programme);
+    if (ref) snprintf(op->ref, sizeof op->ref, "%s", ref);
+    return op;
+}
+
+/* The operations of the money rules beyond issue and transfer. */
+static void make_money_ops(ledger_tx *tx, int variant)
+{
+    ledger_op *op;
+    if (variant == 3) {
+        make_currency(tx);
+        op = add_op(tx, LEDGER_OP_GRANT, NULL, "food");
+        op->role = LEDGER_ROLE_MERCHANT;
+        memcpy(op->from, seed_key(3)->pk, KN_PK_BYTES);
+    } else if (variant == 4) {
+        make_programme(tx);
+        add_op(tx, LEDGER_OP_FUND, "food-2026", NULL)->amount = 1000000;
+        op = add_op(tx, LEDGER_OP_DISBURSE, "food-2026", "batch-0001");
+        for (uint32_t i = 0; i < 3; i++) {
+            memcpy(tx->payees[i].pk, seed_key(i)->pk, KN_PK_BYTES);
+            tx->payees[i].amount = 10000 + i;
+        }
+        tx->n_payees = 3;
+    } else if (variant == 5) {
+        op = add_op(tx, LEDGER_OP_TRANSFER, "food-2026", NULL);
+        memcpy(op->from, seed_key(1)->pk, KN_PK_BYTES);
+        memcpy(op->to, seed_key(2)->pk, KN_PK_BYTES);
+        op->amount = 450;
+        op->has_link = true;
+        memset(op->link, 0x5a, KN_HASH_BYTES);
+        op = add_op(tx, LEDGER_OP_REDEEM, NULL, "sepa-2026-0001");
+        memcpy(op->from, seed_key(2)->pk, KN_PK_BYTES);
+        op->amount = 300;
+        op = add_op(tx, LEDGER_OP_REVERSE, NULL, "refund");
+        memset(op->link, 0x11, KN_HASH_BYTES);
+        op->role = 1;
+        op->amount = 50;
+        op = add_op(tx, LEDGER_OP_CLAWBACK, "food-2026", "case-77");
+        memcpy(op->from, seed_key(3)->pk, KN_PK_BYTES);
+        op->amount = 10;
+    } else {
+        add_op(tx, LEDGER_OP_EXPIRE, "food-2026", NULL);
+    }
+}
+
 /* Variant 0: an issue and a transfer signed by both authorising keys.
  * Variant 1: one transfer with large integers (the 8-byte uint form).
- * Variant 2: an issue with a reserve reference long enough for str8. */
+ * Variant 2: an issue with a reserve reference long enough for str8.
+ * Variants 3-6: a currency definition and a grant; a programme, its funding
+ * and a batch; aid spent, a redemption, a reversal and a clawback; an expiry. */
 static bool make_tx(ledger_tx *tx, int variant)
 {
     memset(tx, 0, sizeof *tx);
@@ -86,13 +177,17 @@ static bool make_tx(ledger_tx *tx, int variant)
         make_op(&tx->ops[0], LEDGER_OP_ISSUE, "X", 3, 0, 128,
                 "reserve-attestation/2024/q3/bank-statement-000042");
         break;
+    case 3:
+    case 4:
+    case 5:
+    case 6:
+        tx->nonce = 1000 + (uint64_t)variant;
+        tx->expiry_height = 500;
+        make_money_ops(tx, variant);
+        break;
     default: return false;
     }
-    for (uint32_t i = 0; i < tx->n_ops; i++) {
-        uint32_t signer = 0;
-        while (memcmp(seed_key(signer)->pk, tx->ops[i].from, KN_PK_BYTES) != 0) signer++;
-        KN_REQUIRE(ledger_tx_sign(tx, seed_key(signer)) == 0);
-    }
+    for (uint32_t i = 0; i < 3; i++) KN_REQUIRE(ledger_tx_sign(tx, seed_key(i)) == 0);
     return true;
 }
 

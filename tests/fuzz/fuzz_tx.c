@@ -23,7 +23,9 @@ static bool documented_decode_error(int rc)
     case KN_ENOOPS:
     case KN_EUNKNOWNOP:
     case KN_EZEROAMOUNT:
-    case KN_ESELFPAY: return true;
+    case KN_ESELFPAY:
+    case KN_EINVAL:
+    case KN_EOVERFLOW: return true;
     default: return false;
     }
 }
