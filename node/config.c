@@ -78,17 +78,144 @@ static int load_validator(json_t *jv, node_config *cfg, uint32_t i)
     return 0;
 }
 
-static int load_currency(json_t *jc, ledger_currency *c)
+/* A list of hex public keys into keys[]: min_n to max_n entries, no key
+ * twice. */
+static int load_keys(json_t *list, uint32_t min_n, uint32_t max_n, uint8_t (*keys)[KN_PK_BYTES],
+                     uint32_t *n)
 {
-    uint64_t scale;
-    if (copy_str(c->code, sizeof c->code, jc, "code", NULL) || c->code[0] == '\0' ||
-        copy_str(c->name, sizeof c->name, jc, "name", "") ||
-        copy_str(c->city, sizeof c->city, jc, "city", "") ||
-        get_uint(jc, "scale", 2, 18, &scale) ||
-        get_uint(jc, "max_supply", 0, INT64_MAX, &c->max_supply) || c->max_supply == 0 ||
-        get_hex32(jc, "issuer", c->issuer))
+    if (!json_is_array(list) || json_array_size(list) < min_n || json_array_size(list) > max_n)
         return KN_ECONFIG;
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item)
+    {
+        const char *s = json_string_value(item);
+        if (!s || kn_unhex(keys[i], KN_PK_BYTES, s, strlen(s))) return KN_ECONFIG;
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(keys[j], keys[i], KN_PK_BYTES) == 0) return KN_ECONFIG;
+    }
+    *n = (uint32_t)json_array_size(list);
+    return 0;
+}
+
+/* "flags": a list of flag names (ledger_flag_parse), each at most once. */
+static const char *load_flags(json_t *jc, uint32_t *flags)
+{
+    json_t *list = json_object_get(jc, "flags");
+    *flags = 0;
+    if (!list) return NULL;
+    if (!json_is_array(list)) return "flags must be a list of flag names";
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item)
+    {
+        const char *s = json_string_value(item);
+        uint32_t bit = s ? ledger_flag_parse(s) : 0;
+        if (bit == 0)
+            return "flags has an unknown flag (auth_required, freezable, clawback, p2p, "
+                   "holder_redeem, demurrage, mutual_credit)";
+        if (*flags & bit) return "flags lists a flag twice";
+        *flags |= bit;
+    }
+    return NULL;
+}
+
+/* The issuer admins: "issuer_admins" (1..8 keys), or the older single "issuer". */
+static const char *load_issuers(json_t *jc, ledger_currency *c)
+{
+    json_t *admins = json_object_get(jc, "issuer_admins");
+    json_t *single = json_object_get(jc, "issuer");
+    if (admins && single) return "give issuer_admins or issuer, not both";
+    if (single) {
+        const char *s = json_string_value(single);
+        if (!s || kn_unhex(c->issuer_admins[0], KN_PK_BYTES, s, strlen(s)))
+            return "issuer must be a public key of 64 hex digits";
+        c->n_issuer_admins = 1;
+        return NULL;
+    }
+    if (!admins) return "issuer_admins missing";
+    if (load_keys(admins, 1, LEDGER_SIGS_MAX, c->issuer_admins, &c->n_issuer_admins))
+        return "issuer_admins must list 1 to 8 distinct public keys (64 hex digits)";
+    return NULL;
+}
+
+/* The fee and demurrage policy; every field defaults to 0. */
+static const char *load_policy(json_t *jc, ledger_currency *c)
+{
+    uint64_t fee, early_fee, early_days, dem_bps;
+    if (get_uint(jc, "fee_bps", 0, LEDGER_BPS, &fee) ||
+        get_uint(jc, "early_fee_bps", 0, LEDGER_BPS, &early_fee))
+        return "fee_bps and early_fee_bps must be 0 to 10000";
+    if (get_uint(jc, "early_days", 0, UINT32_MAX, &early_days))
+        return "early_days must be a non-negative integer";
+    if (get_uint(jc, "demurrage_bps", 0, LEDGER_BPS, &dem_bps))
+        return "demurrage_bps must be 0 to 10000";
+    if (get_uint(jc, "demurrage_period_ms", 0, INT64_MAX, &c->demurrage_period_ms))
+        return "demurrage_period_ms must be a non-negative integer";
+    if ((c->flags & LEDGER_CUR_DEMURRAGE) &&
+        c->demurrage_period_ms < LEDGER_DEMURRAGE_PERIOD_MIN_MS)
+        return "a demurrage currency needs demurrage_period_ms of at least 60000";
+    c->fee_bps = (uint32_t)fee;
+    c->early_fee_bps = (uint32_t)early_fee;
+    c->early_days = (uint32_t)early_days;
+    c->demurrage_bps = (uint32_t)dem_bps;
+    return NULL;
+}
+
+/* One currency of the genesis. Returns a problem text or NULL. */
+static const char *load_currency(json_t *jc, ledger_currency *c)
+{
+    uint64_t scale, threshold;
+    const char *problem;
+    if (!json_is_object(jc)) return "not an object";
+    if (copy_str(c->code, sizeof c->code, jc, "code", NULL) || c->code[0] == '\0')
+        return "code missing or longer than 12";
+    if (copy_str(c->name, sizeof c->name, jc, "name", "") ||
+        copy_str(c->city, sizeof c->city, jc, "city", ""))
+        return "name and city must be strings of at most 63 bytes";
+    if (get_uint(jc, "scale", 2, 18, &scale)) return "scale must be 0 to 18";
+    if (get_uint(jc, "max_supply", 0, INT64_MAX, &c->max_supply) || c->max_supply == 0)
+        return "max_supply must be a positive integer";
     c->scale = (uint8_t)scale;
+    if ((problem = load_flags(jc, &c->flags)) || (problem = load_issuers(jc, c)) ||
+        (problem = load_policy(jc, c)))
+        return problem;
+    if (get_uint(jc, "issuer_threshold", 1, c->n_issuer_admins, &threshold) || threshold == 0)
+        return "issuer_threshold must be 1 to the number of issuer admins";
+    c->issuer_threshold = (uint32_t)threshold;
+    return NULL;
+}
+
+static int load_currencies(json_t *curs, const char *path, ledger_genesis *g)
+{
+    size_t i;
+    json_t *item;
+    g->n_currencies = (uint32_t)json_array_size(curs);
+    json_array_foreach(curs, i, item)
+    {
+        ledger_currency *c = &g->currencies[i];
+        const char *problem = load_currency(item, c);
+        for (size_t j = 0; !problem && j < i; j++)
+            if (strcmp(g->currencies[j].code, c->code) == 0) problem = "code used twice";
+        if (!problem) continue;
+        char what[192];
+        snprintf(what, sizeof what, "currency %zu (%s): %s", i, c->code[0] ? c->code : "?",
+                 problem);
+        return CONFIG_ERR(path, what);
+    }
+    return 0;
+}
+
+/* The consortium admins and their threshold (0: a majority). */
+static int load_admins(json_t *root, const char *path, ledger_genesis *g)
+{
+    json_t *admins = json_object_get(root, "admins");
+    uint64_t threshold;
+    if (admins && load_keys(admins, 0, LEDGER_ADMINS_MAX, g->admins, &g->n_admins))
+        return CONFIG_ERR(path, "admins must list at most 16 distinct public keys (64 hex digits)");
+    if (get_uint(root, "admin_threshold", 0, g->n_admins, &threshold))
+        return CONFIG_ERR(path, "admin_threshold must be 0 (a majority) to the number of admins");
+    g->admin_threshold = (uint32_t)threshold;
     return 0;
 }
 
@@ -96,28 +223,21 @@ static int load_genesis_lists(json_t *root, const char *path, node_config *cfg)
 {
     json_t *vals = json_object_get(root, "validators");
     json_t *curs = json_object_get(root, "currencies");
-    json_t *admins = json_object_get(root, "admins");
     if (!json_is_array(vals) || json_array_size(vals) == 0 ||
         json_array_size(vals) > CONS_VALIDATORS_MAX)
         return CONFIG_ERR(path, "validators must be a list of 1 to 64 entries");
     if (!json_is_array(curs) || json_array_size(curs) > LEDGER_CURRENCIES_MAX)
         return CONFIG_ERR(path, "currencies must be a list of at most 64 entries");
-    if (admins && (!json_is_array(admins) || json_array_size(admins) > LEDGER_ADMINS_MAX))
-        return CONFIG_ERR(path, "admins must be a list of at most 16 keys");
 
     size_t i;
     json_t *item;
     cfg->valset.n = (uint32_t)json_array_size(vals);
-    json_array_foreach(vals, i, item) if (load_validator(item, cfg, (uint32_t)i)) return CONFIG_ERR(path, "bad validator entry");
-    cfg->genesis.n_currencies = (uint32_t)json_array_size(curs);
-    json_array_foreach(curs, i, item) if (load_currency(item, &cfg->genesis.currencies[i])) return CONFIG_ERR(path, "bad currency entry");
-    cfg->genesis.n_admins = (uint32_t)json_array_size(admins);
-    json_array_foreach(admins, i, item)
+    json_array_foreach(vals, i, item)
     {
-        const char *s = json_string_value(item);
-        if (!s || kn_unhex(cfg->genesis.admins[i], KN_PK_BYTES, s, strlen(s)))
-            return CONFIG_ERR(path, "bad admin key");
+        if (load_validator(item, cfg, (uint32_t)i)) return CONFIG_ERR(path, "bad validator entry");
     }
+    if (load_currencies(curs, path, &cfg->genesis) || load_admins(root, path, &cfg->genesis))
+        return KN_ECONFIG;
     if (cons_valset_init(&cfg->valset)) return CONFIG_ERR(path, "bad validator powers");
     return 0;
 }

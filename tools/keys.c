@@ -113,8 +113,15 @@ static const demo_city demo_cities[CLI_VALIDATORS_MAX] = {
 #define DEMO_SCALE 2
 #define DEMO_MAX_SUPPLY 100000000000LL /* one billion units in cents */
 #define DEMO_POWER 10
+/* Redemption fees of the demo currencies: 1 %, or 3 % on money received less
+ * than 30 days before; freezable and with clawback, as a city would start. */
+#define DEMO_FEE_BPS 100
+#define DEMO_EARLY_FEE_BPS 300
+#define DEMO_EARLY_DAYS 30
 
-/* The keys init makes, kept as public keys only. */
+/* The keys init makes, kept as public keys only. The programme manager and
+ * auditor keys are not in the genesis (an issuer admin grants their roles), so
+ * only their files are made. */
 typedef struct devnet_keys {
     uint8_t admin[KN_PK_BYTES];
     uint8_t issuer[CLI_VALIDATORS_MAX][KN_PK_BYTES];
@@ -187,6 +194,17 @@ static json_t *node_config(const cli_init_params *p, uint32_t i)
                      1000, "timeout_delta_ms", 500, "map_size_mb", 4096);
 }
 
+/* A demo city's currency, its one issuer admin signing alone. */
+static json_t *currency_json(const demo_city *c, const uint8_t issuer[KN_PK_BYTES])
+{
+    return json_pack("{s:s, s:s, s:s, s:i, s:I, s:[s,s], s:[o], s:i, s:i, s:i, s:i, s:i, s:i}",
+                     "code", c->code, "name", c->currency, "city", c->city, "scale", DEMO_SCALE,
+                     "max_supply", (json_int_t)DEMO_MAX_SUPPLY, "flags", "freezable", "clawback",
+                     "issuer_admins", hex_string(issuer, KN_PK_BYTES), "issuer_threshold", 1,
+                     "fee_bps", DEMO_FEE_BPS, "early_fee_bps", DEMO_EARLY_FEE_BPS, "early_days",
+                     DEMO_EARLY_DAYS, "demurrage_bps", 0, "demurrage_period_ms", 0);
+}
+
 static json_t *genesis_json(const cli_init_params *p, const devnet_keys *k)
 {
     json_t *validators = json_array(), *currencies = json_array();
@@ -198,32 +216,41 @@ static json_t *genesis_json(const cli_init_params *p, const devnet_keys *k)
                                         "power", DEMO_POWER, "peer_address",
                                         address(p->base_port + CLI_PEER_PORT_OFFSET + i),
                                         "api_address", address(p->base_port + i)));
-        json_array_append_new(currencies,
-                              json_pack("{s:s, s:s, s:s, s:i, s:I, s:o}", "code", c->code, "name",
-                                        c->currency, "city", c->city, "scale", DEMO_SCALE,
-                                        "max_supply", (json_int_t)DEMO_MAX_SUPPLY, "issuer",
-                                        hex_string(k->issuer[i], KN_PK_BYTES)));
+        json_array_append_new(currencies, currency_json(c, k->issuer[i]));
     }
     json_t *admins = json_array();
     json_array_append_new(admins, hex_string(k->admin, KN_PK_BYTES));
-    return json_pack("{s:s, s:I, s:o, s:o, s:o}", "chain_id", p->chain_id, "genesis_time_ms",
+    return json_pack("{s:s, s:I, s:o, s:o, s:i, s:o}", "chain_id", p->chain_id, "genesis_time_ms",
                      (json_int_t)kn_now_ms(), "validators", validators, "admins", admins,
-                     "currencies", currencies);
+                     "admin_threshold", 1, "currencies", currencies);
 }
 
-/* The admin key, then per city its issuer key, node directory, node key and
- * node.json. */
+/* Writes keys/<role>-<code in lower case>.json for one city; returns its
+ * public key. */
+static int write_city_key(const char *keys, const char *role, const demo_city *c,
+                          uint8_t pk[KN_PK_BYTES])
+{
+    char file[32], path[CLI_PATH_MAX];
+    snprintf(file, sizeof file, "%s-%c%c%c.json", role, c->code[0] | 0x20, c->code[1] | 0x20,
+             c->code[2] | 0x20);
+    if (path_join(path, keys, file) || write_new_key(path, pk)) return CLI_EXIT_FAIL;
+    return 0;
+}
+
+/* The admin key, then per city its people's keys (issuer, manager, auditor),
+ * node directory, node key and node.json. */
 static int make_keys_and_nodes(const cli_init_params *p, devnet_keys *k)
 {
     char keys[CLI_PATH_MAX], path[CLI_PATH_MAX], node_dir[CLI_PATH_MAX];
+    uint8_t unused[KN_PK_BYTES];
     if (path_join(keys, p->dir, "keys") || make_dir(keys, 0700)) return CLI_EXIT_FAIL;
     if (path_join(path, keys, "admin.json") || write_new_key(path, k->admin)) return CLI_EXIT_FAIL;
     for (uint32_t i = 0; i < p->validators; i++) {
         const demo_city *c = &demo_cities[i];
-        char file[32];
-        snprintf(file, sizeof file, "issuer-%c%c%c.json", c->code[0] | 0x20, c->code[1] | 0x20,
-                 c->code[2] | 0x20);
-        if (path_join(path, keys, file) || write_new_key(path, k->issuer[i])) return CLI_EXIT_FAIL;
+        if (write_city_key(keys, "issuer", c, k->issuer[i]) ||
+            write_city_key(keys, "manager", c, unused) ||
+            write_city_key(keys, "auditor", c, unused))
+            return CLI_EXIT_FAIL;
         if (path_join(node_dir, p->dir, c->name) || make_dir(node_dir, 0700)) return CLI_EXIT_FAIL;
         if (path_join(path, node_dir, "node_key.json") || write_new_key(path, k->node[i]))
             return CLI_EXIT_FAIL;
@@ -271,10 +298,15 @@ static const char init_usage[] =
     "usage: koinon init --out DIR [--validators N] [--chain-id ID] [--base-port P]\n";
 static const char init_help[] =
     "usage: koinon init --out DIR [--validators N] [--chain-id ID] [--base-port P]\n\n"
-    "Creates a devnet directory: DIR/genesis.json, DIR/keys/admin.json,\n"
-    "DIR/keys/issuer-<code>.json, and for each validator DIR/<city>/node.json and\n"
+    "Creates a devnet directory: DIR/genesis.json, DIR/keys/admin.json (the\n"
+    "consortium admin), and for each validator DIR/<city>/node.json and\n"
     "DIR/<city>/node_key.json. Each demo city runs one validator and issues one\n"
-    "currency. Refuses to touch a DIR that already has a genesis.json.\n\n"
+    "currency (freezable, with clawback, redemption fee 1 %, 3 % within 30 days),\n"
+    "with the keys of its people in DIR/keys/ (<code> in lower case, e.g. svq):\n"
+    "  issuer-<code>.json    the currency's issuer admin (in the genesis)\n"
+    "  manager-<code>.json   a programme manager to grant (koinon grant)\n"
+    "  auditor-<code>.json   an auditor to grant, for clawbacks\n"
+    "Refuses to touch a DIR that already has a genesis.json.\n\n"
     "  --out DIR         the directory to create or fill\n"
     "  --validators N    number of validators, 1 to 7 (default 4)\n"
     "  --chain-id ID     chain id (default koinon-devnet)\n"

@@ -22,11 +22,12 @@
 
 #include "node/ledger/internal.h"
 
-/* A disbursement touches per beneficiary its sub-account and its cap figure;
- * other operations a handful of accounts and figures each. */
-#define OVERLAY_MAX (2 * LEDGER_PAYEES_MAX + 12 * LEDGER_OPS_MAX)
+/* A disbursement touches per beneficiary its roles, its main account (frozen
+ * or not), its sub-account and its cap figure, and indexes each new
+ * beneficiary; other operations a handful of accounts and figures each. */
+#define OVERLAY_MAX (4 * LEDGER_PAYEES_MAX + 12 * LEDGER_OPS_MAX)
 #define LEGS_MAX (2 * LEDGER_PAYEES_MAX + 8 * LEDGER_OPS_MAX)
-#define RAWS_MAX (2 * LEDGER_OPS_MAX)
+#define RAWS_MAX (LEDGER_PAYEES_MAX + 2 * LEDGER_OPS_MAX)
 #define ARENA_BYTES 8192
 #define MOVE_RECORD_FIELDS 7
 #define TRANSFER_RECORD_FIELDS 5
@@ -1070,7 +1071,7 @@ static int op_expire(rules *R, const ledger_op *op, const ledger_currency *cur)
                                   LEDGER_OP_EXPIRE);
     rc = pstat_add(R, cur->code, pg.id, LEDGER__PS_HAS_EXPIRED, 1);
     if (!rc) rc = pstat_add(R, cur->code, pg.id, LEDGER__PS_EXPIRED, swept + rest);
-    return rc ? rc : pstat_add(R, cur->code, pg.id, LEDGER__PS_RETURNED, swept);
+    return rc ? rc : pstat_add(R, cur->code, pg.id, LEDGER__PS_RETURNED, swept + rest);
 }
 
 /* ---------------------------------------------------------------- dispatch */

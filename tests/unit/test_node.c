@@ -176,6 +176,81 @@ static void config_refusals(void **state)
     }
 }
 
+static void config_defaults_issuer_key(void **state)
+{
+    static node_config cfg;
+    assert_int_equal(load("{" NODE_BASE "\"node_key\":\"key.json\",\"api_listen\":\"127.0.0.1:8\"}", &cfg), 0);
+    const ledger_currency *c = &cfg.genesis.currencies[0];
+    /* The older single "issuer" is a one-admin list with threshold 1. */
+    assert_int_equal(c->n_issuer_admins, 1);
+    assert_int_equal(c->issuer_threshold, 1);
+    assert_int_equal(c->flags, 0);
+    assert_int_equal(c->fee_bps + c->early_fee_bps + c->early_days + c->demurrage_bps, 0);
+    assert_true(c->demurrage_period_ms == 0);
+    assert_int_equal(cfg.genesis.n_admins, 1);
+    assert_int_equal(cfg.genesis.admin_threshold, 0);
+}
+
+/* A genesis with the validator of setup_config, the admins JSON list `admins`,
+ * extra top-level fields `top` and the currencies JSON list `currencies`. */
+static int load_genesis(const char *admins, const char *top, const char *currencies,
+                        node_config *cfg)
+{
+    char text[4096], path[256];
+    snprintf(text, sizeof text,
+             "{\"chain_id\":\"t\",\"validators\":[{\"name\":\"a\",\"public_key\":\"%064d\","
+             "\"power\":10,\"peer_address\":\"127.0.0.1:9\"}],\"admins\":%s,%s"
+             "\"currencies\":%s}",
+             1, admins, top, currencies);
+    write_file("genesis-case.json", text);
+    snprintf(path, sizeof path, "%s/genesis-case.json", dir);
+    int rc = node_genesis_load(path, cfg);
+    unlink(path);
+    return rc;
+}
+
+#define KEY_A "\"" "aa00000000000000000000000000000000000000000000000000000000000000" "\""
+#define KEY_B "\"" "bb00000000000000000000000000000000000000000000000000000000000000" "\""
+#define KEY_C "\"" "cc00000000000000000000000000000000000000000000000000000000000000" "\""
+
+static void genesis_full_currency(void **state)
+{
+    static node_config cfg;
+    assert_int_equal(
+        load_genesis("[" KEY_A "," KEY_B "," KEY_C "]", "\"admin_threshold\":2,",
+                     "[{\"code\":\"SVQ\",\"name\":\"Giralda\",\"city\":\"Seville\",\"scale\":0,"
+                     "\"max_supply\":1000,\"flags\":[\"freezable\",\"clawback\",\"demurrage\"],"
+                     "\"issuer_admins\":[" KEY_A "," KEY_B "],\"issuer_threshold\":2,"
+                     "\"fee_bps\":100,\"early_fee_bps\":300,\"early_days\":30,"
+                     "\"demurrage_bps\":50,\"demurrage_period_ms\":86400000},"
+                     "{\"code\":\"ATH\",\"scale\":18,\"max_supply\":5,\"issuer_admins\":[" KEY_C "]}]",
+                     &cfg),
+        0);
+    assert_int_equal(cfg.genesis.n_admins, 3);
+    assert_int_equal(cfg.genesis.admin_threshold, 2);
+    assert_int_equal(cfg.genesis.n_currencies, 2);
+    const ledger_currency *c = &cfg.genesis.currencies[0];
+    assert_string_equal(c->name, "Giralda");
+    assert_string_equal(c->city, "Seville");
+    assert_int_equal(c->scale, 0);
+    assert_int_equal(c->flags, LEDGER_CUR_FREEZABLE | LEDGER_CUR_CLAWBACK | LEDGER_CUR_DEMURRAGE);
+    assert_int_equal(c->n_issuer_admins, 2);
+    assert_int_equal(c->issuer_admins[0][0], 0xaa);
+    assert_int_equal(c->issuer_admins[1][0], 0xbb);
+    assert_int_equal(c->issuer_threshold, 2);
+    assert_int_equal(c->fee_bps, 100);
+    assert_int_equal(c->early_fee_bps, 300);
+    assert_int_equal(c->early_days, 30);
+    assert_int_equal(c->demurrage_bps, 50);
+    assert_true(c->demurrage_period_ms == 86400000);
+    c = &cfg.genesis.currencies[1];
+    assert_int_equal(c->scale, 18);
+    assert_int_equal(c->flags, 0);
+    assert_int_equal(c->n_issuer_admins, 1);
+    assert_int_equal(c->issuer_admins[0][0], 0xcc);
+    assert_int_equal(c->issuer_threshold, 1);
+}
+
 static void genesis_refusals(void **state)
 {
     static node_config cfg;
@@ -197,6 +272,51 @@ static void genesis_refusals(void **state)
     unlink(path);
 }
 
+static void genesis_currency_refusals(void **state)
+{
+    static node_config cfg;
+#define CUR "{\"code\":\"SVQ\",\"max_supply\":100,"
+    static const char *const bad[] = {
+        /* no issuer at all; both forms at once; an empty list; a key twice; nine keys */
+        "[" CUR "\"scale\":2}]",
+        "[" CUR "\"issuer\":" KEY_A ",\"issuer_admins\":[" KEY_A "]}]",
+        "[" CUR "\"issuer_admins\":[]}]",
+        "[" CUR "\"issuer_admins\":[" KEY_A "," KEY_A "]}]",
+        "[" CUR "\"issuer_admins\":[" KEY_A "," KEY_A "," KEY_A "," KEY_A "," KEY_A "," KEY_A
+        "," KEY_A "," KEY_A "," KEY_B "]}]",
+        "[" CUR "\"issuer_admins\":[\"abc\"]}]",
+        /* thresholds out of 1..n */
+        "[" CUR "\"issuer_admins\":[" KEY_A "],\"issuer_threshold\":0}]",
+        "[" CUR "\"issuer_admins\":[" KEY_A "," KEY_B "],\"issuer_threshold\":3}]",
+        /* an unknown flag, a flag twice, flags that are not a list */
+        "[" CUR "\"issuer_admins\":[" KEY_A "],\"flags\":[\"printing_press\"]}]",
+        "[" CUR "\"issuer_admins\":[" KEY_A "],\"flags\":[\"p2p\",\"p2p\"]}]",
+        "[" CUR "\"issuer_admins\":[" KEY_A "],\"flags\":\"p2p\"}]",
+        /* fees over 100 %, a negative early_days, a demurrage period too short */
+        "[" CUR "\"issuer_admins\":[" KEY_A "],\"fee_bps\":10001}]",
+        "[" CUR "\"issuer_admins\":[" KEY_A "],\"early_fee_bps\":20000}]",
+        "[" CUR "\"issuer_admins\":[" KEY_A "],\"early_days\":-1}]",
+        "[" CUR "\"issuer_admins\":[" KEY_A "],\"flags\":[\"demurrage\"],\"demurrage_bps\":10,"
+        "\"demurrage_period_ms\":1000}]",
+        /* scale beyond 18, no supply, no code, a code used twice */
+        "[" CUR "\"issuer_admins\":[" KEY_A "],\"scale\":19}]",
+        "[{\"code\":\"SVQ\",\"max_supply\":0,\"issuer_admins\":[" KEY_A "]}]",
+        "[{\"max_supply\":10,\"issuer_admins\":[" KEY_A "]}]",
+        "[" CUR "\"issuer_admins\":[" KEY_A "]}," CUR "\"issuer_admins\":[" KEY_B "]}]",
+    };
+#undef CUR
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = load_genesis("[" KEY_A "]", "", bad[i], &cfg);
+        if (rc != KN_ECONFIG) fail_msg("currency %zu: expected bad_config, got %s", i, kn_errname(rc));
+    }
+    /* The consortium threshold: at most the number of admins; admins distinct. */
+    const char *ok = "[{\"code\":\"SVQ\",\"max_supply\":1,\"issuer_admins\":[" KEY_A "]}]";
+    assert_int_equal(load_genesis("[" KEY_A "]", "\"admin_threshold\":2,", ok, &cfg), KN_ECONFIG);
+    assert_int_equal(load_genesis("[]", "\"admin_threshold\":1,", ok, &cfg), KN_ECONFIG);
+    assert_int_equal(load_genesis("[" KEY_A "," KEY_A "]", "", ok, &cfg), KN_ECONFIG);
+    assert_int_equal(load_genesis("[" KEY_A "," KEY_B "]", "\"admin_threshold\":2,", ok, &cfg), 0);
+}
+
 int main(void)
 {
     if (kn_crypto_init()) return 1;
@@ -206,7 +326,10 @@ int main(void)
         cmocka_unit_test(mempool_is_bounded_and_ordered),
         cmocka_unit_test_setup_teardown(config_defaults, setup_config, teardown_config),
         cmocka_unit_test_setup_teardown(config_refusals, setup_config, teardown_config),
+        cmocka_unit_test_setup_teardown(config_defaults_issuer_key, setup_config, teardown_config),
+        cmocka_unit_test_setup_teardown(genesis_full_currency, setup_config, teardown_config),
         cmocka_unit_test_setup_teardown(genesis_refusals, setup_config, teardown_config),
+        cmocka_unit_test_setup_teardown(genesis_currency_refusals, setup_config, teardown_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
