@@ -12,7 +12,8 @@
  * is a prefix of another), pk and tx ids are raw 32 bytes, numbers big-endian,
  * every amount or count a canonical msgpack int:
  *   "g"                       -> consortium [admin_threshold]
- *   "c" code                  -> currency (ledger__currency_encode, lead 1)
+ *   "c" code bytes            -> currency (ledger__currency_encode, lead 1); the code
+ *                                is the rest of the key, so currencies list in code order
  *   "A" owner code sub        -> account [kind, flags, balance, floor, demurrage_ms,
  *                                received_ms]; keyed by owner first, so the accounts
  *                                of one key are one prefix scan
@@ -100,6 +101,7 @@ enum ledger__pstat {
 };
 
 /* Keys of the records above. */
+void ledger__key_currency(ledger__key *k, const char *code);
 void ledger__key_account(ledger__key *k, const char *code, const uint8_t owner[KN_PK_BYTES],
                          const char *sub);
 void ledger__key_roles(ledger__key *k, const char *code, const uint8_t pk[KN_PK_BYTES]);

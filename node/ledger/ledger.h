@@ -380,7 +380,8 @@ typedef struct ledger_programme_stats {
     int64_t disbursed; /* to beneficiaries */
     int64_t spent;     /* by beneficiaries, from the aid */
     int64_t returned;  /* back to the treasury at expiry, reversals and clawbacks */
-    int64_t expired;   /* unspent aid swept at expiry (part of returned) */
+    int64_t expired;   /* swept at expiry: unspent aid and the programme account's rest
+                          (part of returned) */
     int64_t beneficiaries;
     bool has_expired;
 } ledger_programme_stats;

@@ -426,13 +426,12 @@ static int create_currency(rules *R, const ledger_currency *def)
     if (rc != KN_ENOCURRENCY) return rc ? rc : KN_EEXISTS;
     uint32_t count = 0;
     ledger__key k;
-    ledger__key_tag(&k, 'c');
     rc = ledger__currencies_count(R->t, &count);
     if (rc) return rc;
     if (count >= LEDGER_CURRENCIES_MAX) return KN_ETOOBIG;
     kn_buf b = {0};
     ledger__currency_encode(def, 1, &b);
-    ledger__key_str(&k, def->code);
+    ledger__key_currency(&k, def->code);
     raw_put(R, &k, &b);
     kn_buf_free(&b);
     R->new_currency = def;
@@ -871,7 +870,8 @@ static int op_redeem(rules *R, const ledger_op *op, const ledger_currency *cur)
     if (!rc) rc = use_account(R, cur, op->from, "", &from);
     if (rc) return rc;
     const ledger_account *a = &from->after.acct;
-    /* Credit is not redeemable: only money held. */
+    /* Credit is not redeemable: only money held, and never more than was
+     * issued against the reserve (money made by mutual credit is not). */
     if (a->balance < 0 || op->amount > (uint64_t)a->balance) return KN_EOVERDRAFT;
     uint64_t window = (uint64_t)cur->early_days * LEDGER_DAY_MS;
     bool early = a->received_ms && R->time_ms - a->received_ms < window;
@@ -880,6 +880,7 @@ static int op_redeem(rules *R, const ledger_op *op, const ledger_currency *cur)
     int64_t out = (int64_t)op->amount - fee;
     rc = system_account(R, cur->code, LEDGER_SUB_FEES, &fees);
     if (!rc) rc = system_account(R, cur->code, LEDGER_SUB_ISSUING, &issuing);
+    if (!rc && out > -issuing->after.acct.balance) rc = KN_EOVERDRAFT;
     if (!rc && fee) rc = move(R, from, fees, fee, LEDGER_MOVE_FEE);
     if (!rc && out) rc = move(R, from, issuing, out, op->kind);
     if (!rc) rc = stat_add(R, cur->code, LEDGER__ST_FEES, fee);

@@ -78,6 +78,12 @@ void ledger__key_account(ledger__key *k, const char *code, const uint8_t owner[K
     ledger__key_str(k, sub);
 }
 
+void ledger__key_currency(ledger__key *k, const char *code)
+{
+    ledger__key_tag(k, 'c');
+    ledger__key_raw(k, code, strlen(code)); /* the rest of the key: listed in code order */
+}
+
 void ledger__key_roles(ledger__key *k, const char *code, const uint8_t pk[KN_PK_BYTES])
 {
     ledger__key_tag(k, 'r');
@@ -203,8 +209,8 @@ int ledger__roles_decode(const uint8_t *p, size_t n, ledger_roles *r)
 
 uint8_t ledger__main_kind(uint32_t mask)
 {
-    if (mask >> LEDGER_ROLE_SSE & 1) return LEDGER_ACC_SSE;
     if (mask >> LEDGER_ROLE_MERCHANT & 1) return LEDGER_ACC_MERCHANT;
+    if (mask >> LEDGER_ROLE_SSE & 1) return LEDGER_ACC_SSE;
     if (mask >> LEDGER_ROLE_CLEARING & 1) return LEDGER_ACC_CLEARING;
     return LEDGER_ACC_HOLDER;
 }
@@ -238,8 +244,7 @@ int ledger_currency_get(store_txn *t, const char *code, ledger_currency *out)
 {
     if (!code_ok(code)) return KN_ENOCURRENCY;
     ledger__key k;
-    ledger__key_tag(&k, 'c');
-    ledger__key_str(&k, code);
+    ledger__key_currency(&k, code);
     const uint8_t *p;
     size_t n;
     int rc = store_get(t, STORE_STATE, k.b, k.n, &p, &n);

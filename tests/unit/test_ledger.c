@@ -1,6 +1,7 @@
-/* The ledger: transaction and block formats, the money rules (every rejection
- * with its exact error and proof that nothing changed), block checks, block
- * execution, the state hash and supply conservation. */
+/* The ledger: transaction and block formats, rule errors as block execution
+ * records them (with proof that nothing changed), block checks, block
+ * execution, the state hash and supply conservation. The money rules one by
+ * one are in test_ledger_rules.c, random traffic in test_ledger_property.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,9 +18,11 @@
 #define MAP_BYTES (64ull << 20)
 #define N_VALIDATORS 4
 
-/* Keys shared by every test: issuers of the two currencies, three holders
- * (carol never holds anything unless a test gives her money) and validators. */
-static kn_keypair grama_issuer, rec_issuer, big_issuer, alice, bob, carol;
+/* Keys shared by every test: the consortium admin, the issuer admin of each
+ * currency (GRAMA's also manages its programme), two merchants (alice, bob), a
+ * holder (carol never holds anything unless a test gives her money), the
+ * beneficiary whose aid funds the merchants (dave) and validators. */
+static kn_keypair admin, grama_issuer, rec_issuer, big_issuer, alice, bob, carol, dave;
 static kn_keypair validators[N_VALIDATORS];
 static cons_valset valset;
 
@@ -35,7 +38,8 @@ static int group_setup(void **state)
 {
     assert_int_equal(kn_crypto_init(), 0);
     kn_log_setup(KN_LOG_ERROR, false);
-    kn_keypair *keys[] = {&grama_issuer, &rec_issuer, &big_issuer, &alice, &bob, &carol};
+    kn_keypair *keys[] = {&admin, &grama_issuer, &rec_issuer, &big_issuer,
+                          &alice, &bob, &carol, &dave};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) kn_keypair_generate(keys[i]);
     valset.n = N_VALIDATORS;
     for (uint32_t i = 0; i < N_VALIDATORS; i++) {
@@ -56,7 +60,9 @@ static void add_currency(ledger_genesis *g, const char *code, uint64_t max_suppl
     strcpy(c->city, "Santa Coloma");
     c->scale = 2;
     c->max_supply = max_supply;
-    memcpy(c->issuer, issuer->pk, KN_PK_BYTES);
+    c->n_issuer_admins = 1;
+    memcpy(c->issuer_admins[0], issuer->pk, KN_PK_BYTES);
+    c->issuer_threshold = 1;
 }
 
 static void make_genesis(ledger_genesis *g)
@@ -66,9 +72,9 @@ static void make_genesis(ledger_genesis *g)
     g->time_ms = 1000;
     add_currency(g, "GRAMA", 1000000, &grama_issuer);
     add_currency(g, "REC", 500, &rec_issuer);
-    add_currency(g, "BIG", UINT64_MAX, &big_issuer);
+    add_currency(g, "BIG", INT64_MAX, &big_issuer);
     g->n_admins = 1;
-    memcpy(g->admins[0], validators[0].pk, KN_PK_BYTES);
+    memcpy(g->admins[0], admin.pk, KN_PK_BYTES);
 }
 
 static void open_store(fixture *f)
@@ -113,14 +119,55 @@ static int teardown(void **state)
     return 0;
 }
 
-static ledger_op issue_op(const char *code, const kn_keypair *issuer, const kn_keypair *to,
-                          uint64_t amount)
+/* Issues into the currency's treasury (signed by its issuer admin). */
+static ledger_op issue_op(const char *code, uint64_t amount)
 {
     ledger_op op = {.kind = LEDGER_OP_ISSUE, .amount = amount};
     strcpy(op.currency, code);
-    memcpy(op.from, issuer->pk, KN_PK_BYTES);
-    memcpy(op.to, to->pk, KN_PK_BYTES);
     strcpy(op.ref, "bank-attestation-2024-01");
+    return op;
+}
+
+static ledger_op grant_op(const char *code, uint32_t role, const kn_keypair *subject,
+                          const char *category)
+{
+    ledger_op op = {.kind = LEDGER_OP_GRANT, .role = role};
+    strcpy(op.currency, code);
+    memcpy(op.from, subject->pk, KN_PK_BYTES);
+    strcpy(op.ref, category);
+    return op;
+}
+
+static ledger_op programme_op(ledger_programme *def, const char *code, const char *id,
+                              uint64_t budget)
+{
+    memset(def, 0, sizeof *def);
+    strcpy(def->currency, code);
+    strcpy(def->id, id);
+    def->budget = budget;
+    def->start_ms = 1000; /* the genesis */
+    def->end_ms = 1000000000000ull;
+    ledger_op op = {.kind = LEDGER_OP_PROGRAMME};
+    strcpy(op.currency, code);
+    strcpy(op.programme, id);
+    return op;
+}
+
+static ledger_op fund_op(const char *code, const char *id, uint64_t amount)
+{
+    ledger_op op = {.kind = LEDGER_OP_FUND, .amount = amount};
+    strcpy(op.currency, code);
+    strcpy(op.programme, id);
+    return op;
+}
+
+/* The batch itself goes in the transaction's payees. */
+static ledger_op disburse_op(const char *code, const char *id, const char *batch)
+{
+    ledger_op op = {.kind = LEDGER_OP_DISBURSE};
+    strcpy(op.currency, code);
+    strcpy(op.programme, id);
+    strcpy(op.ref, batch);
     return op;
 }
 
@@ -134,7 +181,15 @@ static ledger_op transfer_op(const char *code, const kn_keypair *from, const kn_
     return op;
 }
 
-/* A transaction of up to three operations signed by up to two keys. */
+/* A payment from dave's aid of the "seed" programme. */
+static ledger_op aid_op(const kn_keypair *to, uint64_t amount)
+{
+    ledger_op op = transfer_op("GRAMA", &dave, to, amount);
+    strcpy(op.programme, "seed");
+    return op;
+}
+
+/* A transaction of operations signed by up to two keys. */
 static void make_tx(ledger_tx *tx, uint64_t nonce, const ledger_op *ops, uint32_t n_ops,
                     const kn_keypair *signer1, const kn_keypair *signer2)
 {
@@ -181,6 +236,17 @@ static int64_t supply_of(fixture *f, const char *code)
     assert_int_equal(ledger_supply_get(t, code, &s), 0);
     store_abort(t);
     return s;
+}
+
+static int64_t treasury_of(fixture *f, const char *code)
+{
+    static const uint8_t zero[KN_PK_BYTES];
+    store_txn *t;
+    ledger_account a;
+    assert_int_equal(store_begin(f->env, false, &t), 0);
+    assert_int_equal(ledger_account_get(t, code, zero, LEDGER_SUB_TREASURY, &a), 0);
+    store_abort(t);
+    return a.balance;
 }
 
 static int64_t holders_of(fixture *f, const char *code)
@@ -317,14 +383,36 @@ static ledger_tx_record record_of(fixture *f, const ledger_tx *tx)
     return rec;
 }
 
-/* Block 1: 1000 GRAMA to alice, 10 to bob; block 2: bob pays the 10 back, so
- * bob has an account at zero and carol has none. Tip is then height 2. */
+/* Block 1: the GRAMA issuer makes itself programme manager, alice and bob
+ * merchants and dave a beneficiary, issues 1010, funds a programme with it and
+ * disburses it all to dave, who pays 1000 to alice and 10 to bob; block 2: bob
+ * pays the 10 back, so bob has an account at zero and carol has none. Tip is
+ * then height 2 and the treasury is empty. */
 static void fund(fixture *f)
 {
-    ledger_tx txs[2];
-    one_op_tx(&txs[0], 1, issue_op("GRAMA", &grama_issuer, &alice, 1000), &grama_issuer);
-    one_op_tx(&txs[1], 2, issue_op("GRAMA", &grama_issuer, &bob, 10), &grama_issuer);
+    static ledger_tx txs[2];
+    ledger_programme seed;
+    ledger_op ops[8] = {
+        grant_op("GRAMA", LEDGER_ROLE_PROGRAMME_MANAGER, &grama_issuer, ""),
+        grant_op("GRAMA", LEDGER_ROLE_MERCHANT, &alice, "shop"),
+        grant_op("GRAMA", LEDGER_ROLE_MERCHANT, &bob, "shop"),
+        grant_op("GRAMA", LEDGER_ROLE_BENEFICIARY, &dave, ""),
+        issue_op("GRAMA", 1010),
+        programme_op(&seed, "GRAMA", "seed", 1010),
+        fund_op("GRAMA", "seed", 1010),
+        disburse_op("GRAMA", "seed", "seed-1"),
+    };
+    make_tx(&txs[0], 1, ops, 8, NULL, NULL);
+    txs[0].programme_def = seed;
+    txs[0].n_payees = 1;
+    memcpy(txs[0].payees[0].pk, dave.pk, KN_PK_BYTES);
+    txs[0].payees[0].amount = 1010;
+    assert_int_equal(ledger_tx_sign(&txs[0], &grama_issuer), 0);
+    ledger_op pay[2] = {aid_op(&alice, 1000), aid_op(&bob, 10)};
+    make_tx(&txs[1], 2, pay, 2, &dave, NULL);
     commit_block(f, txs, 2);
+    assert_int_equal(record_of(f, &txs[0]).result, 0);
+    assert_int_equal(record_of(f, &txs[1]).result, 0);
     one_op_tx(&txs[0], 3, transfer_op("GRAMA", &bob, &alice, 10), &bob);
     commit_block(f, txs, 1);
     assert_int_equal(balance_of(f, "GRAMA", &alice), 1010);
@@ -336,8 +424,9 @@ static void fund(fixture *f)
 
 static void tx_roundtrip(void **state)
 {
-    ledger_op ops[2] = {issue_op("GRAMA", &grama_issuer, &alice, 300),
-                        transfer_op("GRAMA", &alice, &bob, 20)};
+    ledger_op ops[2] = {issue_op("GRAMA", 300), transfer_op("GRAMA", &alice, &bob, 20)};
+    ops[1].has_link = true; /* a memo commitment */
+    memset(ops[1].link, 0x5a, KN_HASH_BYTES);
     ledger_tx tx, back;
     make_tx(&tx, 77, ops, 2, &grama_issuer, &alice);
     assert_int_equal(tx.n_sigs, 2);
@@ -351,8 +440,10 @@ static void tx_roundtrip(void **state)
     assert_int_equal(back.n_ops, 2);
     assert_int_equal(back.ops[0].kind, LEDGER_OP_ISSUE);
     assert_string_equal(back.ops[0].ref, tx.ops[0].ref);
-    assert_true(back.ops[1].amount == 20);
+    assert_true(back.ops[1].amount == 20 && back.ops[1].has_link);
+    assert_memory_equal(back.ops[1].link, ops[1].link, KN_HASH_BYTES);
     assert_memory_equal(back.ops[1].to, bob.pk, KN_PK_BYTES);
+    assert_string_equal(back.ops[1].programme, "");
     assert_memory_equal(back.sigs, tx.sigs, sizeof tx.sigs[0] * 2);
     ledger_tx_encode(&back, &again);
     assert_same(&b, &again);
@@ -378,7 +469,9 @@ enum mangle {
     M_ZERO,        /* amount 0 */
     M_SELF,        /* from == to */
     M_NO_OPS,      /* empty operation list */
-    M_UNKNOWN_OP,  /* op kind 9 */
+    M_UNKNOWN_OP,  /* op kind 15 */
+    M_SHORT_MEMO,  /* a 16-byte memo commitment */
+    M_BAD_PROG,    /* a programme id with a space */
     M_VERSION,     /* version 2 */
     M_LONG_CODE,   /* 13-byte currency code */
     M_NUL_CODE,    /* NUL inside the currency code */
@@ -399,14 +492,17 @@ static void mangled_tx(enum mangle m, kn_buf *b)
     kn_w_uint(b, 100);
     kn_w_array(b, m == M_NO_OPS ? 0 : 1);
     if (m != M_NO_OPS) {
-        kn_w_array(b, 5);
-        kn_w_uint(b, m == M_UNKNOWN_OP ? 9 : 2);
+        kn_w_array(b, 7);
+        kn_w_uint(b, m == M_UNKNOWN_OP ? LEDGER_OP_KIND_MAX + 1 : LEDGER_OP_TRANSFER);
         if (m == M_LONG_CODE) kn_w_str(b, "ABCDEFGHIJKLM", 13);
         else if (m == M_NUL_CODE) kn_w_str(b, "GR\0MA", 5);
         else kn_w_str(b, "GRAMA", 5);
         kn_w_bin(b, alice.pk, m == M_SHORT_PK ? 31 : KN_PK_BYTES);
+        if (m == M_BAD_PROG) kn_w_str(b, "a b", 3);
+        else kn_w_str(b, "", 0);
         kn_w_bin(b, m == M_SELF ? alice.pk : bob.pk, KN_PK_BYTES);
         kn_w_uint(b, m == M_ZERO ? 0 : 25);
+        kn_w_bin(b, sig, m == M_SHORT_MEMO ? 16 : 0);
     }
     bool two = m == M_SIG_ORDER || m == M_DUP_SIGNER;
     kn_w_array(b, two ? 2 : 1);
@@ -442,6 +538,8 @@ static void tx_decode_rejects(void **state)
         {M_LONG_CODE, KN_ETOOBIG},
         {M_NUL_CODE, KN_EDECODE},
         {M_SHORT_PK, KN_EDECODE},
+        {M_SHORT_MEMO, KN_EINVAL},
+        {M_BAD_PROG, KN_EINVAL},
     };
     kn_buf b = {0};
     ledger_tx tx;
@@ -479,12 +577,14 @@ static void tx_limits(void **state)
     kn_w_uint(&big, 1);
     kn_w_array(&big, LEDGER_OPS_MAX + 1);
     for (int i = 0; i <= LEDGER_OPS_MAX; i++) {
-        kn_w_array(&big, 5);
-        kn_w_uint(&big, 2);
+        kn_w_array(&big, 7);
+        kn_w_uint(&big, LEDGER_OP_TRANSFER);
         kn_w_str(&big, "GRAMA", 5);
         kn_w_bin(&big, alice.pk, KN_PK_BYTES);
+        kn_w_str(&big, "", 0);
         kn_w_bin(&big, bob.pk, KN_PK_BYTES);
         kn_w_uint(&big, 1);
+        kn_w_bin(&big, "", 0);
     }
     kn_w_array(&big, 0);
     assert_int_equal(ledger_tx_decode(big.data, big.len, &back), KN_ETOOBIG);
@@ -533,12 +633,12 @@ static void build_transfer_wrong_signer(ledger_tx *tx)
 
 static void build_issue_by_non_issuer(ledger_tx *tx)
 {
-    one_op_tx(tx, 12, issue_op("GRAMA", &alice, &alice, 5), &alice);
+    one_op_tx(tx, 12, issue_op("GRAMA", 5), &alice);
 }
 
 static void build_issue_by_other_issuer(ledger_tx *tx)
 {
-    one_op_tx(tx, 13, issue_op("GRAMA", &rec_issuer, &alice, 5), &rec_issuer);
+    one_op_tx(tx, 13, issue_op("GRAMA", 5), &rec_issuer);
 }
 
 static void build_overdraft(ledger_tx *tx)
@@ -558,7 +658,7 @@ static void build_unknown_currency(ledger_tx *tx)
 
 static void build_unknown_payer(ledger_tx *tx)
 {
-    one_op_tx(tx, 17, transfer_op("GRAMA", &carol, &bob, 1), &carol);
+    one_op_tx(tx, 17, transfer_op("GRAMA", &big_issuer, &bob, 1), &big_issuer);
 }
 
 static void build_payer_other_currency(ledger_tx *tx)
@@ -568,13 +668,13 @@ static void build_payer_other_currency(ledger_tx *tx)
 
 static void build_over_max_supply(ledger_tx *tx)
 {
-    one_op_tx(tx, 19, issue_op("REC", &rec_issuer, &alice, 501), &rec_issuer);
+    one_op_tx(tx, 19, issue_op("REC", 501), &rec_issuer);
 }
 
 static void build_over_max_supply_total(ledger_tx *tx)
 {
     /* 1010 out already; the remaining room is 998990. */
-    one_op_tx(tx, 20, issue_op("GRAMA", &grama_issuer, &alice, 998991), &grama_issuer);
+    one_op_tx(tx, 20, issue_op("GRAMA", 998991), &grama_issuer);
 }
 
 static void build_expired(ledger_tx *tx)
@@ -593,26 +693,32 @@ static void build_second_op_fails(ledger_tx *tx)
 
 static void build_third_op_unknown_currency(ledger_tx *tx)
 {
-    ledger_op ops[3] = {issue_op("REC", &rec_issuer, &carol, 100),
+    ledger_op ops[3] = {issue_op("REC", 100),
                         transfer_op("GRAMA", &alice, &carol, 1),
                         transfer_op("XYZ", &carol, &bob, 1)};
     make_tx(tx, 23, ops, 3, &rec_issuer, &alice);
     assert_int_equal(ledger_tx_sign(tx, &carol), 0);
 }
 
-static void build_overflow(ledger_tx *tx)
+static void build_beyond_largest_supply(ledger_tx *tx)
 {
-    /* The fixture gave alice INT64_MAX of BIG; one more overflows. */
-    one_op_tx(tx, 24, issue_op("BIG", &big_issuer, &bob, 1), &big_issuer);
+    /* The fixture issued INT64_MAX of BIG, its maximum; one more is refused. */
+    one_op_tx(tx, 24, issue_op("BIG", 1), &big_issuer);
+}
+
+static void build_route(ledger_tx *tx)
+{
+    /* carol, without a role, can pay merchants only; the fixture paid her 5. */
+    one_op_tx(tx, 25, transfer_op("GRAMA", &carol, &dave, 1), &carol);
 }
 
 static const reject_case reject_cases[] = {
     {"tampered signature", build_tampered_sig, STAGE_VERIFY, KN_EBADSIG},
     {"wrong chain", build_wrong_chain, STAGE_VERIFY, KN_EWRONGCHAIN},
-    {"transfer not signed by payer", build_transfer_wrong_signer, STAGE_VERIFY, KN_EWRONGSIGNER},
-    {"issue by a non-issuer", build_issue_by_non_issuer, STAGE_APPLY, KN_EWRONGSIGNER},
+    {"transfer not signed by payer", build_transfer_wrong_signer, STAGE_APPLY, KN_EWRONGSIGNER},
+    {"issue by a non-issuer", build_issue_by_non_issuer, STAGE_APPLY, KN_EUNAUTHORISED},
     {"issue by another currency's issuer", build_issue_by_other_issuer, STAGE_APPLY,
-     KN_EWRONGSIGNER},
+     KN_EUNAUTHORISED},
     {"overdraft", build_overdraft, STAGE_APPLY, KN_EOVERDRAFT},
     {"overdraft from a zero account", build_overdraft_zero_account, STAGE_APPLY, KN_EOVERDRAFT},
     {"unknown currency", build_unknown_currency, STAGE_APPLY, KN_ENOCURRENCY},
@@ -623,7 +729,8 @@ static const reject_case reject_cases[] = {
     {"expired", build_expired, STAGE_APPLY, KN_EEXPIRED},
     {"second operation fails", build_second_op_fails, STAGE_APPLY, KN_EOVERDRAFT},
     {"third operation fails", build_third_op_unknown_currency, STAGE_APPLY, KN_ENOCURRENCY},
-    {"overflow", build_overflow, STAGE_APPLY, KN_EOVERFLOW},
+    {"beyond the largest supply", build_beyond_largest_supply, STAGE_APPLY, KN_ESUPPLY},
+    {"route not allowed", build_route, STAGE_APPLY, KN_EROUTE},
 };
 
 /* Each rejection: the exact error, and every table byte-for-byte unchanged;
@@ -633,9 +740,12 @@ static void rule_rejections(void **state)
 {
     fixture *f = *state;
     fund(f);
-    ledger_tx big;
-    one_op_tx(&big, 99, issue_op("BIG", &big_issuer, &alice, INT64_MAX), &big_issuer);
-    commit_block(f, &big, 1);
+    ledger_tx setup[2];
+    one_op_tx(&setup[0], 99, issue_op("BIG", INT64_MAX), &big_issuer);
+    one_op_tx(&setup[1], 98, transfer_op("GRAMA", &alice, &carol, 5), &alice);
+    commit_block(f, setup, 2);
+    assert_int_equal(record_of(f, &setup[0]).result, 0);
+    assert_int_equal(record_of(f, &setup[1]).result, 0);
     kn_buf before = {0}, after = {0};
     for (size_t i = 0; i < sizeof reject_cases / sizeof reject_cases[0]; i++) {
         const reject_case *rc = &reject_cases[i];
@@ -647,7 +757,8 @@ static void rule_rejections(void **state)
             if (got) fail_msg("%s: verify failed with %s", rc->name, kn_errname(got));
             store_txn *t;
             assert_int_equal(store_begin(f->env, true, &t), 0);
-            got = ledger_tx_apply(t, &tx, chain_of(f).height + 1);
+            ledger_chain ch = chain_of(f);
+            got = ledger_tx_apply(t, &tx, ch.height + 1, ch.last_time_ms + 1000);
             assert_int_equal(store_commit(t), 0); /* a rule error never poisons */
         }
         if (got != rc->err) fail_msg("%s: got %s", rc->name, kn_errname(got));
@@ -675,16 +786,16 @@ static void transfers_move_money(void **state)
     ledger_op ops[2] = {transfer_op("GRAMA", &alice, &bob, 300),
                         transfer_op("GRAMA", &bob, &carol, 120)};
     make_tx(&txs[0], 30, ops, 2, &alice, &bob);
-    /* The issuer key holds an ordinary balance beside the issuing account. */
-    one_op_tx(&txs[1], 31, issue_op("REC", &rec_issuer, &rec_issuer, 200), &rec_issuer);
-    one_op_tx(&txs[2], 32, transfer_op("REC", &rec_issuer, &alice, 50), &rec_issuer);
+    /* Issues land in the treasury; carol pays a merchant back. */
+    one_op_tx(&txs[1], 31, issue_op("REC", 200), &rec_issuer);
+    one_op_tx(&txs[2], 32, transfer_op("GRAMA", &carol, &alice, 20), &carol);
     commit_block(f, txs, 3);
-    assert_int_equal(balance_of(f, "GRAMA", &alice), 710);
+    assert_int_equal(balance_of(f, "GRAMA", &alice), 730);
     assert_int_equal(balance_of(f, "GRAMA", &bob), 180);
-    assert_int_equal(balance_of(f, "GRAMA", &carol), 120);
+    assert_int_equal(balance_of(f, "GRAMA", &carol), 100);
     assert_int_equal(supply_of(f, "GRAMA"), 1010);
-    assert_int_equal(balance_of(f, "REC", &rec_issuer), 150);
-    assert_int_equal(balance_of(f, "REC", &alice), 50);
+    assert_int_equal(treasury_of(f, "REC"), 200);
+    assert_int_equal(balance_of(f, "REC", &rec_issuer), 0);
     assert_int_equal(supply_of(f, "REC"), 200);
     for (int i = 0; i < 3; i++) {
         ledger_tx_record rec = record_of(f, &txs[i]);
@@ -693,7 +804,7 @@ static void transfers_move_money(void **state)
         assert_true(rec.height == 3);
     }
     /* Issuing up to the maximum exactly is allowed. */
-    one_op_tx(&txs[0], 33, issue_op("REC", &rec_issuer, &bob, 300), &rec_issuer);
+    one_op_tx(&txs[0], 33, issue_op("REC", 300), &rec_issuer);
     commit_block(f, txs, 1);
     assert_int_equal(record_of(f, &txs[0]).result, 0);
     assert_int_equal(supply_of(f, "REC"), 500);
@@ -721,7 +832,7 @@ static void duplicate_never_applies_twice(void **state)
     /* The proposer path sees it as a duplicate. */
     store_txn *t;
     assert_int_equal(store_begin(f->env, true, &t), 0);
-    assert_int_equal(ledger_tx_apply(t, &pay[0], 5), KN_EDUPTX);
+    assert_int_equal(ledger_tx_apply(t, &pay[0], 5, chain_of(f).last_time_ms + 1000), KN_EDUPTX);
     store_abort(t);
     /* A rejected transaction is committed too, with its error, and never retried. */
     ledger_tx bad;
@@ -870,7 +981,7 @@ static void chain_advances_and_persists(void **state)
     ledger_chain g = chain_of(f);
     assert_true(g.height == 0 && g.last_time_ms == 1000);
     ledger_tx tx;
-    one_op_tx(&tx, 70, issue_op("GRAMA", &grama_issuer, &alice, 5), &grama_issuer);
+    one_op_tx(&tx, 70, issue_op("GRAMA", 5), &grama_issuer);
     built b;
     build_block(f, &tx, 1, &b);
     commit_block(f, &tx, 1);
@@ -901,26 +1012,31 @@ static void chain_advances_and_persists(void **state)
 
 /* Two nodes executing the same blocks reach the same state hash; a node that
  * executed a different transaction does not. */
-/* The holder count follows balances across zero, in both directions. */
+/* The holder count follows balances across zero, in both directions; the
+ * currency's own accounts never count. */
 static void holder_count_follows_balances(void **state)
 {
     fixture *f = *state;
     ledger_tx txs[2];
     assert_int_equal(holders_of(f, "GRAMA"), 0);
-    one_op_tx(&txs[0], 90, issue_op("GRAMA", &grama_issuer, &alice, 30), &grama_issuer);
+    fund(f);
+    assert_int_equal(holders_of(f, "GRAMA"), 1); /* alice; dave's aid is spent, bob at 0 */
+    one_op_tx(&txs[0], 90, issue_op("GRAMA", 30), &grama_issuer);
     commit_block(f, txs, 1);
-    assert_int_equal(holders_of(f, "GRAMA"), 1);
+    assert_int_equal(holders_of(f, "GRAMA"), 1); /* the treasury does not count */
     one_op_tx(&txs[0], 91, transfer_op("GRAMA", &alice, &bob, 10), &alice);
     commit_block(f, txs, 1);
     assert_int_equal(holders_of(f, "GRAMA"), 2);
-    one_op_tx(&txs[0], 92, transfer_op("GRAMA", &alice, &bob, 20), &alice); /* alice to zero */
-    one_op_tx(&txs[1], 93, transfer_op("GRAMA", &alice, &bob, 1), &alice);  /* rejected */
+    one_op_tx(&txs[0], 92, transfer_op("GRAMA", &bob, &alice, 10), &bob); /* bob to zero */
+    one_op_tx(&txs[1], 93, transfer_op("GRAMA", &bob, &alice, 1), &bob);  /* rejected */
     commit_block(f, txs, 2);
     assert_int_equal(holders_of(f, "GRAMA"), 1);
-    assert_int_equal(balance_of(f, "GRAMA", &alice), 0);
-    check_invariants(f);
+    assert_int_equal(balance_of(f, "GRAMA", &bob), 0);
+    assert_int_equal(record_of(f, &txs[1]).result, KN_EOVERDRAFT);
 }
 
+/* Two nodes executing the same blocks reach the same state hash; a node that
+ * executed a different transaction does not. */
 static void state_hash_is_deterministic(void **state)
 {
     fixture *f = *state, other = {0}, third = {0};
@@ -928,32 +1044,34 @@ static void state_hash_is_deterministic(void **state)
     open_store(&third);
     /* Same genesis, same keys: same starting hash. */
     assert_memory_equal(chain_of(f).state_hash, chain_of(&other).state_hash, KN_HASH_BYTES);
+    fund(f);
+    fund(&other);
+    fund(&third);
+    assert_memory_equal(chain_of(f).state_hash, chain_of(&other).state_hash, KN_HASH_BYTES);
     ledger_tx txs[2];
-    one_op_tx(&txs[0], 80, issue_op("GRAMA", &grama_issuer, &alice, 50), &grama_issuer);
-    one_op_tx(&txs[1], 81, transfer_op("GRAMA", &alice, &bob, 60), &alice); /* rejected */
+    one_op_tx(&txs[0], 80, issue_op("GRAMA", 50), &grama_issuer);
+    one_op_tx(&txs[1], 81, transfer_op("GRAMA", &alice, &bob, 2000), &alice); /* rejected */
     commit_block(f, txs, 2);
     commit_block(&other, txs, 2);
     assert_memory_equal(chain_of(f).state_hash, chain_of(&other).state_hash, KN_HASH_BYTES);
     one_op_tx(&txs[1], 82, transfer_op("GRAMA", &alice, &bob, 40), &alice);
     commit_block(&third, txs, 2);
     assert_memory_not_equal(chain_of(f).state_hash, chain_of(&third).state_hash, KN_HASH_BYTES);
-    /* A node whose balances diverged (same keys, other values) computes another
-     * hash for the very same block: the values are in the hash, not just keys. */
+    /* A node whose balances diverged off the chain (one payment applied
+     * outside any block) computes another hash for the very same block, which
+     * writes the same keys there: the values are in the hash, not just keys. */
+    ledger_tx stray;
+    one_op_tx(&stray, 83, transfer_op("GRAMA", &alice, &bob, 1), &alice);
     store_txn *t;
-    uint8_t key[1 + KN_PK_BYTES + 5] = {'b'};
-    memcpy(key + 1, alice.pk, KN_PK_BYTES);
-    memcpy(key + 1 + KN_PK_BYTES, "GRAMA", 5);
     assert_int_equal(store_begin(other.env, true, &t), 0);
-    assert_int_equal(store_put(t, STORE_STATE, key, sizeof key, "\x31", 1), 0); /* 49, not 50 */
-    /* The aggregates follow, so the diverged state is still self-consistent:
-     * holders' total 49 and issuing account -49 (int8 form). */
-    assert_int_equal(store_put(t, STORE_STATE, "hGRAMA", 6, "\x31", 1), 0);
-    assert_int_equal(store_put(t, STORE_STATE, "iGRAMA", 6, "\xd0\xcf", 2), 0);
+    assert_int_equal(ledger_tx_apply(t, &stray, 4, chain_of(f).last_time_ms), 0);
     assert_int_equal(store_commit(t), 0);
-    assert_int_equal(balance_of(&other, "GRAMA", &alice), 49);
-    one_op_tx(&txs[0], 83, transfer_op("GRAMA", &alice, &bob, 10), &alice);
+    assert_int_equal(balance_of(&other, "GRAMA", &alice), 1009);
+    one_op_tx(&txs[0], 84, transfer_op("GRAMA", &alice, &bob, 10), &alice);
     commit_block(f, txs, 1);
     commit_block(&other, txs, 1);
+    assert_int_equal(record_of(f, &txs[0]).result, 0);
+    assert_int_equal(record_of(&other, &txs[0]).result, 0);
     assert_memory_not_equal(chain_of(f).state_hash, chain_of(&other).state_hash, KN_HASH_BYTES);
     close_store(&other);
     close_store(&third);
@@ -984,6 +1102,15 @@ static void genesis_rules(void **state)
     make_genesis(&g);
     g.currencies[2].max_supply = 0;
     assert_int_equal(ledger_genesis_apply(t, &g), KN_EINVAL);
+    make_genesis(&g);
+    g.currencies[1].issuer_threshold = 2; /* of one issuer admin */
+    assert_int_equal(ledger_genesis_apply(t, &g), KN_EINVAL);
+    make_genesis(&g);
+    g.currencies[1].n_issuer_admins = 0;
+    assert_int_equal(ledger_genesis_apply(t, &g), KN_EINVAL);
+    make_genesis(&g);
+    g.admin_threshold = 2; /* of one consortium admin */
+    assert_int_equal(ledger_genesis_apply(t, &g), KN_EINVAL);
     assert_int_equal(store_commit(t), 0);
     assert_int_equal(store_begin(fresh.env, false, &t), 0);
     assert_int_equal(ledger_chain_get(t, &ch), KN_ENOTFOUND);
@@ -995,8 +1122,8 @@ static void genesis_rules(void **state)
 
 typedef struct listing {
     int n;
-    char codes[8][LEDGER_CODE_MAX + 1];
-    int64_t amounts[8];
+    char codes[32][LEDGER_CODE_MAX + 1];
+    int64_t amounts[32];
 } listing;
 
 static void list_currency(void *ctx, const ledger_currency *c)
@@ -1005,11 +1132,12 @@ static void list_currency(void *ctx, const ledger_currency *c)
     strcpy(l->codes[l->n++], c->code);
 }
 
-static void list_balance(void *ctx, const char *code, int64_t balance)
+static void list_account(void *ctx, const ledger_account *a)
 {
     listing *l = ctx;
-    strcpy(l->codes[l->n], code);
-    l->amounts[l->n++] = balance;
+    assert_true(l->n < 32);
+    strcpy(l->codes[l->n], a->currency);
+    l->amounts[l->n++] = a->balance;
 }
 
 static void reads_and_listings(void **state)
@@ -1026,16 +1154,20 @@ static void reads_and_listings(void **state)
     ledger_currency c;
     assert_int_equal(ledger_currency_get(t, "REC", &c), 0);
     assert_true(c.max_supply == 500 && c.scale == 2);
-    assert_memory_equal(c.issuer, rec_issuer.pk, KN_PK_BYTES);
+    assert_true(c.n_issuer_admins == 1 && c.issuer_threshold == 1);
+    assert_memory_equal(c.issuer_admins[0], rec_issuer.pk, KN_PK_BYTES);
     assert_string_equal(c.city, "Santa Coloma");
     memset(&l, 0, sizeof l);
-    assert_int_equal(ledger_balances_each(t, bob.pk, list_balance, &l), 0);
+    assert_int_equal(ledger_accounts_each(t, bob.pk, list_account, &l), 0);
     assert_int_equal(l.n, 1); /* bob's zero GRAMA account exists */
     assert_string_equal(l.codes[0], "GRAMA");
     assert_true(l.amounts[0] == 0);
     memset(&l, 0, sizeof l);
-    assert_int_equal(ledger_balances_each(t, carol.pk, list_balance, &l), 0);
+    assert_int_equal(ledger_accounts_each(t, carol.pk, list_account, &l), 0);
     assert_int_equal(l.n, 0);
+    uint32_t threshold, n_admins;
+    assert_int_equal(ledger_consortium_get(t, &threshold, &n_admins), 0);
+    assert_int_equal(n_admins, 1);
     int64_t v;
     assert_int_equal(ledger_balance_get(t, "REC", carol.pk, &v), 0);
     assert_true(v == 0);
@@ -1075,6 +1207,7 @@ static void invariants_after_sequences(void **state)
 {
     fixture *f = *state;
     const kn_keypair *holders[] = {&alice, &bob, &carol, &rec_issuer};
+    static const uint8_t zero[KN_PK_BYTES];
     uint64_t seed = 12345;
     int outcomes[2] = {0, 0};
     fund(f);
@@ -1086,8 +1219,7 @@ static void invariants_after_sequences(void **state)
             if (a == b) b = holders[((seed >> 40) + 1) % 4];
             uint64_t amount = 1 + (seed >> 50) % 400;
             uint64_t nonce = 1000 + (uint64_t)block * 10 + (uint64_t)i;
-            if (i == 0) one_op_tx(&txs[i], nonce, issue_op("REC", &rec_issuer, a, amount % 40 + 1),
-                                  &rec_issuer);
+            if (i == 0) one_op_tx(&txs[i], nonce, issue_op("REC", amount % 40 + 1), &rec_issuer);
             else one_op_tx(&txs[i], nonce, transfer_op(i % 2 ? "GRAMA" : "REC", a, b, amount), a);
         }
         commit_block(f, txs, 6);
@@ -1095,9 +1227,18 @@ static void invariants_after_sequences(void **state)
     }
     /* The traffic really mixes accepted and rejected transactions. */
     assert_true(outcomes[0] >= 10 && outcomes[1] >= 30);
+    /* GRAMA sums to zero over the keys and the currency's own accounts. */
     int64_t sum = 0;
-    for (int i = 0; i < 4; i++) sum += balance_of(f, "REC", holders[i]);
-    assert_int_equal(sum, supply_of(f, "REC"));
+    store_txn *t;
+    listing l = {0};
+    assert_int_equal(store_begin(f->env, false, &t), 0);
+    assert_int_equal(ledger_accounts_each(t, zero, list_account, &l), 0);
+    store_abort(t);
+    for (int i = 0; i < l.n; i++) sum += strcmp(l.codes[i], "GRAMA") ? 0 : l.amounts[i];
+    for (int i = 0; i < 4; i++) sum += balance_of(f, "GRAMA", holders[i]);
+    assert_int_equal(sum, 0);
+    /* REC was only issued: all of it is in its treasury. */
+    assert_int_equal(treasury_of(f, "REC"), supply_of(f, "REC"));
     assert_true(supply_of(f, "REC") <= 500);
 }
 
