@@ -327,6 +327,13 @@ static void get_pk(tx_args *a, const char *s, const char *what, uint8_t out[KN_P
 
 /* ---------------------------------------------------------------- per-command fillers */
 
+/* The payer a transfer's signer stands for: its own key, or with --from
+ * treasury the currency's treasury (signed by the issuer quorum). */
+static bool treasury_pays(const tx_args *a)
+{
+    return a->cmd->kind == LEDGER_OP_TRANSFER && has(a, O_FROM);
+}
+
 /* The fields of the operation that map one to one to options; the op kinds
  * share the ledger_op fields (see ledger.h), so one filler serves them all. */
 static void fill_generic(tx_args *a, ledger_tx *tx)
@@ -342,7 +349,7 @@ static void fill_generic(tx_args *a, ledger_tx *tx)
     get_text(a, O_PAYOUT_REF, 1, LEDGER_REF_MAX, op->ref);
     get_text(a, O_CASE, 1, LEDGER_REF_MAX, op->ref);
     get_text(a, O_BATCH, 1, LEDGER_BATCH_MAX, op->ref);
-    get_pk(a, val(a, O_FROM), "--from", op->from);
+    if (!treasury_pays(a)) get_pk(a, val(a, O_FROM), "--from", op->from);
     get_u32(a, O_OP, 0, LEDGER_OPS_MAX - 1, &op->role);
     if (!a->status && has(a, O_TX) && cli_parse_hash(val(a, O_TX), op->link))
         usage(a, "--tx must be a transaction id of 64 hex digits");
@@ -495,13 +502,6 @@ static void fill_issue(tx_args *a, ledger_tx *tx)
     memcpy(pay->currency, tx->ops[0].currency, sizeof pay->currency);
     pay->amount = tx->ops[0].amount;
     get_pk(a, val(a, O_TO), "--to", pay->to);
-}
-
-/* The payer a transfer's signer stands for: its own key, or with --from
- * treasury the currency's treasury (signed by the issuer quorum). */
-static bool treasury_pays(const tx_args *a)
-{
-    return a->cmd->kind == LEDGER_OP_TRANSFER && has(a, O_FROM);
 }
 
 static void fill_transfer(tx_args *a, ledger_tx *tx)

@@ -3,7 +3,8 @@
 // Opens the dashboard in headless Chromium (playwright-core) next to a running
 // four-validator network and checks, each with a bounded wait:
 //   1. all four validators show as online, with no "node unreachable" banner;
-//   2. the displayed committed height advances;
+//   2. the displayed committed height advances, and the currencies table lists
+//      EXPECT_CURRENCIES currencies, each with EXPECT_HOLDERS holders (when set);
 //   3. after SIGKILL of one validator (KILL_PID) its row says "offline" within
 //      OFFLINE_BOUND_MS, and the health verdict is no longer "Healthy";
 //   4. a screenshot is written (SCREENSHOT);
@@ -18,7 +19,8 @@
 // `node dashboard_e2e.mjs --serve` only runs the static server + proxy (development).
 //
 // Environment: API, PAGE, DASHBOARD_URL, PLAYWRIGHT_DIR, CHROMIUM, USER_DATA_DIR,
-// KILL_PID, KILL_NAME, EXPECT_VALIDATORS, OFFLINE_BOUND_MS, SCREENSHOT, SERVE_PORT.
+// KILL_PID, KILL_NAME, EXPECT_VALIDATORS, EXPECT_CURRENCIES, EXPECT_HOLDERS, OFFLINE_BOUND_MS,
+// SCREENSHOT, SERVE_PORT.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -136,6 +138,16 @@ async function main() {
     if (!/^Healthy/.test(verdict)) fail(`verdict with four validators is "${verdict}", expected Healthy`);
     await until('the block-interval chart to draw bars', 20000, async () => (await page.$$('#interval-chart rect.bar')).length >= 2);
     await until('the currencies table to fill', 10000, async () => (await page.$$('#currencies-body tr[data-currency]')).length >= 1);
+    if (env.EXPECT_CURRENCIES) {
+      // The table polls every 5 s; the test waited for the money to be issued.
+      const want = Number(env.EXPECT_CURRENCIES), holders = env.EXPECT_HOLDERS;
+      const shown = await until(`${want} currencies with ${holders} holders each`, 15000, async () => {
+        const cells = await page.$$eval('#currencies-body tr[data-currency]', (trs) => trs.map((tr) =>
+          [...tr.querySelectorAll('td.num')].map((td) => td.textContent.trim())));
+        return cells.length === want && cells.every((c) => c[c.length - 1] === holders) && cells;
+      });
+      log(`currencies shown: ${JSON.stringify(shown)}`);
+    }
 
     // 3. SIGKILL one validator; its row turns offline within the bound
     if (env.KILL_PID) {
@@ -185,7 +197,8 @@ async function main() {
       evidence: [{ validator: 'lisbon' + evil, height: 999, round: 1, kind: 'double_prevote' + evil }],
       peers: [{ name: 'athens', up: true, rtt_ms: 0.4 }, { name: 'lisbon' + evil, up: false }],
     };
-    const currencies = { currencies: [{ code: 'SVQ' + evil, name: 'Seville Giralda', city: 'Seville', scale: 2, max_supply: 100000000000, supply: 123456789, holders: 42 }] };
+    const currencies = { currencies: [{ code: 'SVQ' + evil, name: 'Seville Giralda', city: 'Seville', scale: 2, max_supply: 100000000000,
+      flags: ['freezable', 'clawback' + evil], issuer_threshold: 1, supply: 123456789, holders: 42 }] };
     const fx = await ctx.newPage();
     fx.on('pageerror', (e) => pageErrors.push('fixture page: ' + String(e)));
     let statusMode = 'fixture';

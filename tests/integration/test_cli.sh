@@ -88,8 +88,20 @@ grep -q '"code": "TUN"' "$genesis" && fail "genesis has a fifth city's currency"
 
 admin=$("$koinon" pubkey --key "$net/keys/admin.json") || fail "cannot read the admin key"
 grep -q "\"$admin\"" "$genesis" || fail "genesis does not list the admin key"
-issuer=$("$koinon" pubkey --key "$net/keys/issuer-svq.json") || fail "cannot read the SVQ issuer key"
-grep -q "\"issuer\": \"$issuer\"" "$genesis" || fail "genesis does not name the SVQ issuer key"
+# Each city's currency has its one issuer admin (keys/issuer-<code>.json) signing
+# alone; the programme manager and auditor keys are made for later grants and
+# are not in the genesis.
+for code in SVQ ATH LIS TRN; do
+  lc=${code,,}
+  issuer=$("$koinon" pubkey --key "$net/keys/issuer-$lc.json") || { fail "cannot read the $code issuer key"; continue; }
+  got=$(jq -c --arg c "$code" '.currencies[] | select(.code == $c) | [.issuer_admins, .issuer_threshold]' "$genesis")
+  [ "$got" = "[[\"$issuer\"],1]" ] || fail "genesis $code issuer admins and threshold are $got, wanted [[\"$issuer\"],1]"
+  for role in manager auditor; do
+    pk=$("$koinon" pubkey --key "$net/keys/$role-$lc.json") || { fail "cannot read the $code $role key"; continue; }
+    [ "$(mode_of "$net/keys/$role-$lc.json")" = 600 ] || fail "$role-$lc.json mode is $(mode_of "$net/keys/$role-$lc.json")"
+    grep -q "\"$pk\"" "$genesis" && fail "genesis lists the $code $role key, which is granted later"
+  done
+done
 [ "$(mode_of "$net/keys")" = 700 ] || fail "keys directory mode is $(mode_of "$net/keys")"
 
 port=8700
@@ -126,6 +138,18 @@ run "$koinon" transfer --key "$key" --currency SVQ --to "$admin"
 expect_rc 2 "transfer without --amount"
 run "$koinon" transfer --key "$key" --currency SVQ --to "$admin" --amount 1 --ref x
 expect_rc 2 "transfer does not take --ref"
+run "$koinon" issue --key "$key" --currency SVQ --amount 1
+expect_rc 2 "issue without --ref (the reserve attestation reference)"
+expect_err "--ref" "issue without --ref names the missing option"
+run "$koinon" issue --key "$key" --currency SVQ --amount 1 --ref ""
+expect_rc 2 "issue with an empty --ref"
+expect_err "--ref must be 1 to 64 bytes" "issue with an empty --ref says why"
+run "$koinon" transfer --key "$key" --currency SVQ --from "$admin" --to "$alice" --amount 1
+expect_rc 2 "transfer --from takes only 'treasury'"
+expect_err "a transfer's --from can only be 'treasury'" "transfer --from PUBKEY says why"
+run "$koinon" transfer --key "$key" --currency SVQ --from treasury --to "$alice" --amount 1 --programme aid1
+expect_rc 2 "transfer --from treasury with --programme"
+expect_err "the treasury pays from no programme" "transfer --from treasury --programme says why"
 run "$koinon" block yesterday
 expect_rc 2 "block with a bad height"
 
@@ -142,6 +166,14 @@ else
   run "$koinon" transfer --key "$key" --currency SVQ --to "$admin" --amount 100 --node "$url"
   expect_rc 1 "transfer to a closed port"
   expect_err "koinon: cannot reach node at $url" "transfer reports the unreachable node"
+  # The treasury pays (signed by the issuer quorum): the CLI builds it and only
+  # then finds no node.
+  run "$koinon" transfer --key "$key" --currency SVQ --from treasury --to "$admin" --amount 100 --node "$url"
+  expect_rc 1 "transfer --from treasury to a closed port"
+  expect_err "koinon: cannot reach node at $url" "transfer --from treasury reports the unreachable node"
+  run "$koinon" issue --key "$key" --currency SVQ --to "$admin" --amount 100 --ref reserve-1 --node "$url"
+  expect_rc 1 "issue --ref --to to a closed port"
+  expect_err "koinon: cannot reach node at $url" "issue reports the unreachable node"
   run "$koinon" status --node "$url"
   expect_rc 1 "status from a closed port"
   expect_err "cannot reach node" "status reports the unreachable node"

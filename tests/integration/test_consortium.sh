@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Four real koinond processes on loopback agree on one ledger.
 #
-# 1. Issue money in every city's currency to ten holders.
+# 1. Make ten keys merchants in every city's currency (the devnet currencies
+#    have no p2p flag: keys without a business role could not pay each other)
+#    and issue money to them in each.
 # 2. Submit 1,000 transfers round-robin through all four nodes.
 # 3. Check that all four report the same block at the same height, the same
 #    balances, and that every currency's holders add up to its supply.
@@ -86,25 +88,38 @@ log "consortium up"
 mapfile -t CODES < <(jq -r '.currencies[].code' "$WORK/net/genesis.json")
 pub() { "$KOINON" pubkey --key "$WORK/holder$1.json"; }
 
-# ---------------------------------------------------------------- issue
+# ---------------------------------------------------------------- merchants, issue
+# One issuer admin grants the merchant role; the issue lands in the treasury,
+# which pays the holder in the same transaction.
 n=0
 for code in "${CODES[@]}"; do
   issuer="$WORK/net/keys/issuer-${code,,}.json"
   jobs=()
   for h in $(seq 1 $HOLDERS); do
+    "$KOINON" grant merchant "$(pub "$h")" --currency "$code" --category retail --key "$issuer" \
+      --node "$(api $(((n + 1) % 4)))" >/dev/null &
+    jobs+=($!)
     "$KOINON" issue --key "$issuer" --currency "$code" --to "$(pub "$h")" --amount 1000000 \
       --ref "reserve-2026-11-$code" --node "$(api $((n % 4)))" >/dev/null &
     jobs+=($!)
     n=$((n + 1))
   done
-  wait_jobs "${jobs[@]}" || fail "issuing $code failed"
+  wait_jobs "${jobs[@]}" || fail "granting or issuing $code failed"
 done
-wait_for 60 "issues to commit" mempools_empty 0 1 2 3
+wait_for 60 "grants and issues to commit" mempools_empty 0 1 2 3
 for code in "${CODES[@]}"; do
-  supply=$(curl -sf "$(api 0)/v1/currencies/$code" | jq -r .supply)
-  [ "$supply" = $((HOLDERS * 1000000)) ] || fail "supply of $code is $supply after issuing"
+  r=$(curl -sf "$(api 0)/v1/currencies/$code" |
+    jq -r '"\(.supply) \(.stats.issued) \(.stats.outstanding) \(.stats.holders_by_kind.merchant)"')
+  want="$((HOLDERS * 1000000)) $((HOLDERS * 1000000)) $((HOLDERS * 1000000)) $HOLDERS"
+  [ "$r" = "$want" ] || fail "$code supply, issued, outstanding, merchants with money: $r, wanted $want"
 done
-log "issued ${#CODES[@]} currencies to $HOLDERS holders"
+for k in $(seq 1 $HOLDERS); do
+  r=$(curl -sf "$(api 0)/v1/accounts/$(pub "$k")" |
+    jq -c '[.roles[] | select(.roles == ["merchant"]) | .currency] | sort')
+  [ "$r" = "$(printf '%s\n' "${CODES[@]}" | sort | jq -Rcs 'split("\n")[:-1]')" ] ||
+    fail "holder $k is a merchant in $r, wanted every currency"
+done
+log "issued ${#CODES[@]} currencies to $HOLDERS merchants"
 
 # ---------------------------------------------------------------- transfers
 submit_batch() {

@@ -98,16 +98,29 @@ T0=$SECONDS
 wait_for 60 "four validators committing" all_at_least 2 0 1 2 3
 log "network up after $((SECONDS - T0))s"
 
-# A little money in every currency, submitted without waiting: transactions in the charts.
-for k in 1 2 3; do "$KOINON" keygen --out "$WORK/holder$k.json" >/dev/null; done
-for code in $(jq -r '.currencies[].code' "$WORK/net/genesis.json"); do
-  for k in 1 2 3; do
+# A little money in every currency, submitted without waiting: transactions in the
+# charts. Each issue lands in the treasury, which pays the holder on in the same
+# transaction: three keys hold money in each currency.
+HOLDERS=3
+for k in $(seq 1 $HOLDERS); do "$KOINON" keygen --out "$WORK/holder$k.json" >/dev/null; done
+mapfile -t CODES < <(jq -r '.currencies[].code' "$WORK/net/genesis.json")
+for code in "${CODES[@]}"; do
+  for k in $(seq 1 $HOLDERS); do
     "$KOINON" issue --key "$WORK/net/keys/issuer-${code,,}.json" --currency "$code" \
       --to "$("$KOINON" pubkey --key "$WORK/holder$k.json")" --amount $((k * 123456)) \
       --ref "reserve-$code-$k" --node "$(api $((k % 4)))" >/dev/null ||
       fail "issuing $code failed"
   done
 done
+SUPPLY=$((123456 * HOLDERS * (HOLDERS + 1) / 2))
+issued_everywhere() {
+  local code r
+  for code in "${CODES[@]}"; do
+    r=$(curl -sf -m 2 "$(api 0)/v1/currencies/$code" | jq -r '"\(.supply) \(.holders)"') || return 1
+    [ "$r" = "$SUPPLY $HOLDERS" ] || return 1
+  done
+}
+wait_for 30 "every currency at supply $SUPPLY with $HOLDERS holders" issued_everywhere
 
 # ---------------------------------------------------------------- browser
 SCREENSHOT=${KOINON_SCREENSHOT:-$WORK/dashboard.png}
@@ -115,7 +128,7 @@ mkdir -p "$WORK/chromium-profile"
 log "opening ${DASHBOARD_URL:-the page (served by the test)} in $("$CHROMIUM" --version 2>/dev/null || echo chromium)"
 API="$(api 0)" PAGE="$PAGE" DASHBOARD_URL="$DASHBOARD_URL" PLAYWRIGHT_DIR="$CACHE" CHROMIUM="$CHROMIUM" \
   USER_DATA_DIR="$WORK/chromium-profile" KILL_PID="${PIDS[$KILL_INDEX]}" KILL_NAME="${NAMES[$KILL_INDEX]}" \
-  EXPECT_VALIDATORS=4 OFFLINE_BOUND_MS=$((OFFLINE_BOUND_S * 1000)) SCREENSHOT="$SCREENSHOT" \
+  EXPECT_VALIDATORS=4 EXPECT_CURRENCIES=${#CODES[@]} EXPECT_HOLDERS=$HOLDERS OFFLINE_BOUND_MS=$((OFFLINE_BOUND_S * 1000)) SCREENSHOT="$SCREENSHOT" \
   timeout 300 node "$HERE/dashboard_e2e.mjs" &
 E2E_PID=$!
 rc=0
