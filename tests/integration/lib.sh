@@ -36,3 +36,12 @@ tail_node_logs() {
   done
   return 0
 }
+
+# Checks that report and go on, so one bug does not hide the others; a test
+# ends with a failure when FAILURES is not 0.
+FAILURES=0
+ok() { echo "ok: $*"; }
+bad() {
+  echo "FAIL: $*"
+  FAILURES=$((FAILURES + 1))
+}

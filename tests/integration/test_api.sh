@@ -34,15 +34,8 @@ CHAIN_B="koinon-api-b-$$"
 PIDS=()
 NODE_LOG=""  # log of the node under test
 URL=""       # its API
-FAILURES=0
 
 source "$(dirname "$0")/lib.sh"
-ok() { echo "ok: $*"; }
-# A check failed: report it and go on, so one bug does not hide the others.
-bad() {
-  echo "FAIL: $*"
-  FAILURES=$((FAILURES + 1))
-}
 # Nothing sensible can follow: stop here.
 die() {
   log "FAIL: $*"

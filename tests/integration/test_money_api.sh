@@ -27,16 +27,9 @@ CHAIN="koinon-money-$$" # unique, so a stray node on our port cannot pass for ou
 CODE=SVQ
 PROG=aid1
 PIDS=()
-FAILURES=0
 NODE_LOG="$WORK/node.log"
 
 source "$(dirname "$0")/lib.sh"
-ok() { echo "ok: $*"; }
-# A check failed: report it and go on, so one bug does not hide the others.
-bad() {
-  echo "FAIL: $*"
-  FAILURES=$((FAILURES + 1))
-}
 # Nothing sensible can follow: stop here.
 fail() {
   log "FAIL: $*"
