@@ -164,7 +164,8 @@ KN_MUST int ledger__put(store_txn *t, ledger__exec *ex, enum store_table tab, co
                         size_t klen, const void *val, size_t vlen);
 
 /* Rules with an execution context (exec.c passes one; ledger_tx_apply NULL)
- * and the transaction's index in its block (for the account history). */
+ * and the transaction's index in its block (for the account history). The
+ * caller has made sure the id was never committed. */
 KN_MUST int ledger__tx_apply(store_txn *t, ledger__exec *ex, const ledger_tx *tx,
                              uint64_t height, uint32_t index, uint64_t time_ms);
 

@@ -1205,7 +1205,7 @@ static void encode_entry(const entry *e, kn_buf *b)
 }
 
 /* History keys invert the cursor so that a forward scan is newest first. */
-static void write_leg(rules *R, const leg *l, uint16_t seq, kn_buf *b)
+static int write_leg(rules *R, const leg *l, uint16_t seq, kn_buf *b)
 {
     ledger__key k;
     ledger__key_tag(&k, 'H');
@@ -1223,7 +1223,7 @@ static void write_leg(rules *R, const leg *l, uint16_t seq, kn_buf *b)
     kn_w_bin(b, l->counterparty, KN_PK_BYTES);
     kn_w_str(b, l->counterparty_sub, strlen(l->counterparty_sub));
     kn_w_bin(b, R->tx->id, KN_HASH_BYTES);
-    if (ledger__put(R->t, R->ex, STORE_STATE, k.b, k.n, b->data, b->len)) return; /* sticky */
+    return ledger__put(R->t, R->ex, STORE_STATE, k.b, k.n, b->data, b->len);
 }
 
 /* A leg's place among the legs of the same owner in the same operation, so
@@ -1257,7 +1257,7 @@ static int flush(rules *R)
             break;
     }
     for (uint32_t i = 0; i < R->n_legs && !store_error(R->t); i++)
-        write_leg(R, &R->legs[i], leg_seq(R, i), &val);
+        if (write_leg(R, &R->legs[i], leg_seq(R, i), &val)) break;
     kn_buf_free(&val);
     return store_error(R->t);
 }
@@ -1285,15 +1285,11 @@ static rules *rules_begin(store_txn *t, ledger__exec *ex, const ledger_tx *tx, u
 int ledger__tx_apply(store_txn *t, ledger__exec *ex, const ledger_tx *tx, uint64_t height,
                      uint32_t index, uint64_t time_ms)
 {
-    const uint8_t *p;
-    size_t n;
-    int rc = store_get(t, STORE_TXS, tx->id, KN_HASH_BYTES, &p, &n);
-    if (rc == 0) return KN_EDUPTX;
-    if (rc != KN_ENOTFOUND) return rc;
+    /* Block execution has looked the id up already, admission just before. */
     if (height > tx->expiry_height) return KN_EEXPIRED;
     rules *R = rules_begin(t, ex, tx, height, index, time_ms);
     for (R->op = 0; R->op < tx->n_ops; R->op++) {
-        rc = apply_op(R, &tx->ops[R->op]);
+        int rc = apply_op(R, &tx->ops[R->op]);
         if (rc) return rc;
     }
     return flush(R);
@@ -1367,5 +1363,10 @@ bool ledger_rule_error(int err)
 
 int ledger_tx_apply(store_txn *t, const ledger_tx *tx, uint64_t height, uint64_t time_ms)
 {
+    const uint8_t *p;
+    size_t n;
+    int rc = store_get(t, STORE_TXS, tx->id, KN_HASH_BYTES, &p, &n);
+    if (rc == 0) return KN_EDUPTX;
+    if (rc != KN_ENOTFOUND) return rc;
     return ledger__tx_apply(t, NULL, tx, height, 0, time_ms);
 }
