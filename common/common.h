@@ -91,7 +91,20 @@
     X(NOTRANSFER, "unknown_transfer", "no such transfer to reverse")                 \
     X(NOROLE, "role_not_held", "key does not hold that role")                        \
     X(LASTADMIN, "quorum_impossible", "fewer role holders would remain than the threshold") \
-    X(NOTBENEFICIARY, "not_a_beneficiary", "key is not a beneficiary of the currency")
+    X(NOTBENEFICIARY, "not_a_beneficiary", "key is not a beneficiary of the currency") \
+    X(UNKNOWNPAIR, "unknown_pair", "no exchange rate was ever set for this pair")    \
+    X(RATEEXPIRED, "rate_expired", "the exchange rate's validity window has ended")  \
+    X(NORATE, "missing_rate", "no exchange rate in force at this time")              \
+    X(NOEXCHANGE, "exchange_not_allowed", "payer or receiver may not exchange")      \
+    X(SENDMAX, "send_max_exceeded", "the exchange would cost more than the send-max") \
+    X(TOOSMALL, "amount_too_small", "the amount converts to zero at this rate")      \
+    X(CLEARINGFLOOR, "clearing_below_floor", "the clearing account would go below its floor") \
+    X(NOCYCLE, "unknown_cycle", "no such settlement cycle")                          \
+    X(CYCLECLOSED, "cycle_closed", "settlement cycle is already closed")             \
+    X(CYCLEOPEN, "cycle_open", "settlement cycle is not closed yet")                 \
+    X(NOOBLIGATION, "unknown_obligation", "the cycle has no such settlement obligation") \
+    X(SETTLEAMOUNT, "settlement_mismatch", "settlement amount differs from the obligation") \
+    X(SETTLED, "already_settled", "the obligation is already settled")
 
 enum {
     KN_OK = 0,

@@ -66,6 +66,27 @@ static bool scan_accounts(store_txn *t, audit *a)
     return store_error(t) == 0;
 }
 
+/* The daily changes of the money keys hold, added up over every day. */
+static int64_t held_over_days(store_txn *t, const char *code)
+{
+    ledger__key prefix;
+    ledger__key_tag(&prefix, 'F');
+    ledger__key_str(&prefix, code);
+    store_iter *it;
+    KN_REQUIRE(store_iter_open(t, STORE_STATE, prefix.b, prefix.n, NULL, 0, &it) == 0);
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    int64_t held = 0, change;
+    while (store_iter_next(it, &k, &kl, &v, &vl)) {
+        KN_REQUIRE(kl == (size_t)prefix.n + 5);
+        if (k[kl - 1] != LEDGER__FG_HELD) continue;
+        KN_REQUIRE(ledger__get_amount(t, k, kl, &change) == 0);
+        held += change;
+    }
+    store_iter_close(it);
+    return held;
+}
+
 static void check_currency(store_txn *t, const audit_currency *c)
 {
     const char *code = c->cur.code;
@@ -75,6 +96,65 @@ static void check_currency(store_txn *t, const audit_currency *c)
     KN_REQUIRE(st.supply >= 0 && (uint64_t)st.supply <= c->cur.max_supply);
     for (uint32_t kind = 1; kind <= LEDGER_ACC_KIND_MAX; kind++)
         KN_REQUIRE(st.holders[kind] == c->positive[kind]);
+    KN_REQUIRE(held_over_days(t, code) == st.outstanding);
+}
+
+/* A cycle's positions by currency, and what its obligations make each pay. */
+typedef struct cycle_audit {
+    uint32_t n;
+    struct {
+        char code[LEDGER_CODE_MAX + 1];
+        int64_t position, settles;
+    } c[LEDGER_CURRENCIES_MAX];
+    int64_t obligations, settled;
+} cycle_audit;
+
+static int64_t *settles_of(cycle_audit *ca, const char *code)
+{
+    for (uint32_t i = 0; i < ca->n; i++)
+        if (strcmp(ca->c[i].code, code) == 0) return &ca->c[i].settles;
+    KN_REQUIRE(!"an obligation of a currency without a position");
+}
+
+static void add_position(void *ctx, const char *code, int64_t position)
+{
+    cycle_audit *ca = ctx;
+    KN_REQUIRE(ca->n < LEDGER_CURRENCIES_MAX);
+    strcpy(ca->c[ca->n].code, code);
+    ca->c[ca->n].position = position;
+    ca->c[ca->n++].settles = 0;
+}
+
+static void add_obligation(void *ctx, const ledger_obligation *o)
+{
+    cycle_audit *ca = ctx;
+    KN_REQUIRE(o->amount > 0);
+    *settles_of(ca, o->debtor) -= o->amount;
+    *settles_of(ca, o->creditor) += o->amount;
+    ca->obligations++;
+    ca->settled += o->settled;
+}
+
+/* Every cycle's positions sum to zero; a closed cycle's obligations settle
+ * exactly its positions, and its counts match them. */
+static void check_cycles(store_txn *t)
+{
+    uint64_t current;
+    KN_REQUIRE(ledger_cycle_current(t, &current) == 0);
+    for (uint64_t n = 1; n <= current; n++) {
+        static cycle_audit ca; /* too big for a stack frame in the daemon */
+        ledger_cycle cy;
+        memset(&ca, 0, sizeof ca);
+        KN_REQUIRE(ledger_cycle_get(t, n, &cy) == 0);
+        KN_REQUIRE(ledger_cycle_positions_each(t, n, add_position, &ca) == 0);
+        __int128 sum = 0;
+        for (uint32_t i = 0; i < ca.n; i++) sum += ca.c[i].position;
+        KN_REQUIRE(sum == 0);
+        if (!cy.closed) continue;
+        KN_REQUIRE(ledger_cycle_obligations_each(t, n, add_obligation, &ca) == 0);
+        for (uint32_t i = 0; i < ca.n; i++) KN_REQUIRE(ca.c[i].settles == ca.c[i].position);
+        KN_REQUIRE(ca.obligations == cy.obligations && ca.settled == cy.settled_count);
+    }
 }
 
 typedef struct programme_audit {
@@ -163,4 +243,5 @@ void ledger_check_invariants(store_txn *t)
     }
     check_caps(t);
     check_reversals(t);
+    check_cycles(t);
 }

@@ -31,6 +31,16 @@
  *   "u" code id category      -> aid spent at that merchant category
  *   "X" tx_id op u16          -> transfer [code, from, sub, to, amount], for reversals
  *   "x" tx_id op u16          -> amount reversed so far
+ *   "E" base quote            -> rate [num, den, start_ms, end_ms, set_height]
+ *   "Y"                       -> the open settlement cycle's number (absent: 1)
+ *   "y" cycle u64 field       -> cycle figure (enum ledger__cycle_field)
+ *   "o" cycle u64 code        -> the currency's position in the cycle (unit of account)
+ *   "e" cycle u64 debtor creditor -> value of the debtor's exchanges into the creditor's
+ *                                currency in the cycle
+ *   "S" cycle u64 debtor creditor -> amount settled of that obligation
+ *   "Z" cycle u64 debtor creditor -> settlement [ref, height]
+ *   "F" code day u32 figure   -> the currency's figure of that UTC day (enum ledger__figure)
+ *   "G" code day u32 category -> spent at that merchant category that day
  *   "H" owner cursor          -> movement [code, sub, amount, kind, counterparty,
  *                                counterparty_sub, tx_id]; cursor = height u64,
  *                                index u32, op u16, leg u16, so a reverse scan of
@@ -100,6 +110,40 @@ enum ledger__pstat {
     LEDGER__PS_HAS_EXPIRED,
 };
 
+enum ledger__cycle_field {
+    LEDGER__CY_OPENED_MS = 1,
+    LEDGER__CY_CLOSED_MS,
+    LEDGER__CY_CLOSED_HEIGHT,
+    LEDGER__CY_NETTING,
+    LEDGER__CY_EXCHANGES,
+    LEDGER__CY_VALUE,
+    LEDGER__CY_OBLIGATIONS,
+    LEDGER__CY_SETTLED,
+    LEDGER__CY_FIELD_MAX = LEDGER__CY_SETTLED
+};
+
+/* Daily figures of a currency (ledger_report names each). */
+enum ledger__figure {
+    LEDGER__FG_ISSUED = 1,
+    LEDGER__FG_RETIRED,
+    LEDGER__FG_TREASURY_PAID,
+    LEDGER__FG_DISBURSED,
+    LEDGER__FG_SPENT,
+    LEDGER__FG_RESPENT,
+    LEDGER__FG_OTHER,
+    LEDGER__FG_RETURNED,
+    LEDGER__FG_REDEEMED,
+    LEDGER__FG_FEES,
+    LEDGER__FG_DEMURRAGE,
+    LEDGER__FG_CLAWED,
+    LEDGER__FG_EXPIRED,
+    LEDGER__FG_REVERSED,
+    LEDGER__FG_EXCHANGED_IN,
+    LEDGER__FG_EXCHANGED_OUT,
+    LEDGER__FG_HELD, /* change of the money held by keys */
+    LEDGER__FG_MAX = LEDGER__FG_HELD
+};
+
 /* Keys of the records above. */
 void ledger__key_currency(ledger__key *k, const char *code);
 void ledger__key_account(ledger__key *k, const char *code, const uint8_t owner[KN_PK_BYTES],
@@ -110,6 +154,35 @@ void ledger__key_count(ledger__key *k, const char *code, uint8_t role); /* "k" *
 void ledger__key_holders(ledger__key *k, const char *code, uint8_t kind); /* "n" */
 void ledger__key_pstat(ledger__key *k, const char *code, const char *id, uint8_t stat);
 void ledger__key_programme(ledger__key *k, const char *code, const char *id);
+void ledger__key_rate(ledger__key *k, const char *base, const char *quote);
+void ledger__key_cycle(ledger__key *k, uint64_t cycle, uint8_t field);
+void ledger__key_position(ledger__key *k, uint64_t cycle, const char *code);
+/* tag 'e' (owed), 'S' (settled) or 'Z' (settlement record) */
+void ledger__key_pair(ledger__key *k, char tag, uint64_t cycle, const char *debtor,
+                      const char *creditor);
+void ledger__key_figure(ledger__key *k, const char *code, uint32_t day, uint8_t figure);
+void ledger__key_category(ledger__key *k, const char *code, uint32_t day, const char *category);
+
+/* Rate records. */
+void ledger__rate_encode(const ledger_rate *r, kn_buf *b);
+/* Fills the value fields of r (its pair is the caller's). */
+KN_MUST int ledger__rate_decode(const uint8_t *p, size_t n, ledger_rate *r);
+
+/* The obligations of cycle under netting, from the cycle's records as the
+ * store holds them, without their settlement state: cb gets each (settled
+ * false, no ref) in a fixed order. The same function decides them for the
+ * rules and shows them to readers. */
+KN_MUST int ledger__obligations(store_txn *t, uint64_t cycle, uint8_t netting,
+                                void (*cb)(void *ctx, const ledger_obligation *o), void *ctx);
+
+/* A settlement record: [ref, height]. */
+void ledger__settlement_encode(const char *ref, uint64_t height, kn_buf *b);
+
+/* UTC day of a block time. */
+static inline uint32_t ledger__day(uint64_t time_ms)
+{
+    return (uint32_t)(time_ms / LEDGER_DAY_MS);
+}
 
 /* Account values, roles and their encodings. */
 void ledger__account_encode(const ledger_account *a, kn_buf *b);

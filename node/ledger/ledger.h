@@ -41,6 +41,12 @@
  *   reverse    [12, code, original tx id bin32, op index, amount, ref]
  *   clawback   [13, code, subject bin32, programme, amount, case_ref]
  *   expire     [14, code, programme]
+ *   rate       [15, base code, quote code, num, den, start_ms, end_ms]
+ *   exchange   [16, code, from bin32, to code, to bin32, mode, amount, send_max,
+ *               memo bin(0|32)]
+ *   close      [17, "", cycle, netting]
+ *   settle     [18, debtor code, creditor code, cycle, amount, ref]
+ *   clearing   [19, code, direction, amount]
  * Strings are UTF-8 without NUL; `programme` is "" for a key's main account.
  * The tx id is kn_hash(KN_DOMAIN_TX, body); signatures are kn_sign(KN_DOMAIN_TX,
  * chain_id, body) and are listed in strictly increasing public key order. The
@@ -95,7 +101,31 @@ enum ledger_op_kind {
     LEDGER_OP_REVERSE = 12,
     LEDGER_OP_CLAWBACK = 13,
     LEDGER_OP_EXPIRE = 14,
-    LEDGER_OP_KIND_MAX = 14
+    LEDGER_OP_RATE = 15,
+    LEDGER_OP_EXCHANGE = 16,
+    LEDGER_OP_CLOSE = 17,
+    LEDGER_OP_SETTLE = 18,
+    LEDGER_OP_CLEARING = 19,
+    LEDGER_OP_KIND_MAX = 19
+};
+
+/* Exchange between currencies (docs/LEDGER.md, "Between cities"). */
+#define LEDGER_UNIT "EUR"             /* the unit of account: positions in euro cents */
+#define LEDGER_RATE_TERM_MAX 1000000000000ull /* a rate's numerator and denominator */
+
+enum ledger_exchange_mode {
+    LEDGER_EXCHANGE_SEND = 1,    /* the payer pays exactly amount; what arrives rounds down */
+    LEDGER_EXCHANGE_DELIVER = 2, /* exactly amount arrives; what is paid rounds up */
+};
+
+enum ledger_netting {
+    LEDGER_NETTING_BILATERAL = 1,    /* one payment per pair of currencies, netted */
+    LEDGER_NETTING_MULTILATERAL = 2, /* each position settled once: circles cancel */
+};
+
+enum ledger_clearing_direction {
+    LEDGER_CLEARING_FUND = 1,   /* treasury to the clearing account */
+    LEDGER_CLEARING_RETURN = 2, /* clearing account back to the treasury */
 };
 
 /* Roles, granted per currency (consortium admin: for the whole consortium,
@@ -189,8 +219,18 @@ typedef struct ledger_op {
     char ref[LEDGER_REF_MAX + 1];        /* issue, retire, redeem, reverse, clawback:
                                             reference; grant: merchant category;
                                             disburse: batch id */
-    uint8_t link[KN_HASH_BYTES];         /* transfer: memo commitment; reverse: original tx id */
-    bool has_link;                       /* transfer: a memo commitment is present */
+    uint8_t link[KN_HASH_BYTES];         /* transfer, exchange: memo commitment;
+                                            reverse: original tx id */
+    bool has_link;                       /* transfer, exchange: a memo commitment is present */
+    char counter[LEDGER_CODE_MAX + 1];   /* rate: quote currency or LEDGER_UNIT; exchange:
+                                            the receiver's currency; settle: the creditor's */
+    uint64_t num, den;                   /* rate: a minor unit of currency is num/den of counter */
+    uint64_t start_ms, end_ms;           /* rate: in force for block times in [start, end) */
+    uint64_t limit;                      /* exchange: send-max in currency (0: none) */
+    uint64_t cycle;                      /* close, settle: the settlement cycle */
+    uint8_t mode;                        /* exchange: enum ledger_exchange_mode; close: enum
+                                            ledger_netting; clearing: enum
+                                            ledger_clearing_direction */
 } ledger_op;
 
 typedef struct ledger_sig {
@@ -295,7 +335,8 @@ enum ledger_account_kind {
     LEDGER_ACC_FEES = 8,      /* the currency's redemption fees */
     LEDGER_ACC_DEMURRAGE = 9, /* the currency's demurrage sink */
     LEDGER_ACC_HOLDER = 10,   /* a key's own money without a business role */
-    LEDGER_ACC_KIND_MAX = 10
+    LEDGER_ACC_CLEARING_HOUSE = 11, /* the currency's: exchanges pass through it */
+    LEDGER_ACC_KIND_MAX = 11
 };
 const char *ledger_account_kind_name(uint32_t kind);
 
@@ -310,6 +351,7 @@ enum ledger_account_flag {
 #define LEDGER_SUB_TREASURY "#treasury"
 #define LEDGER_SUB_FEES "#fees"
 #define LEDGER_SUB_DEMURRAGE "#demurrage"
+#define LEDGER_SUB_CLEARING "#clearing"
 #define LEDGER_SUB_MAX 17 /* the longest of a programme id and the names above */
 
 /* An account: (currency, owner key, sub). A key's main account has sub "";
@@ -429,6 +471,99 @@ typedef struct ledger_tx_record {
 } ledger_tx_record;
 KN_MUST int ledger_tx_record_get(store_txn *t, const uint8_t id[KN_HASH_BYTES],
                                  ledger_tx_record *out);
+
+/* ---------------------------------------------------------------- between cities */
+
+/* The rate of a pair: a minor unit of base is num/den minor units of quote,
+ * in force for block times in [start_ms, end_ms). quote is a currency or
+ * LEDGER_UNIT. */
+typedef struct ledger_rate {
+    char base[LEDGER_CODE_MAX + 1];
+    char quote[LEDGER_CODE_MAX + 1];
+    uint64_t num, den;
+    uint64_t start_ms, end_ms;
+    uint64_t set_height; /* the height of the block that set it */
+} ledger_rate;
+/* KN_ENOTFOUND when no rate was ever set for the pair. */
+KN_MUST int ledger_rate_get(store_txn *t, const char *base, const char *quote, ledger_rate *out);
+KN_MUST int ledger_rates_each(store_txn *t, void (*cb)(void *ctx, const ledger_rate *r),
+                              void *ctx);
+
+/* What an exchange of amount at num/den pays and delivers, rounded in favour
+ * of the clearing accounts: sending, *pay = amount and *get = floor(amount *
+ * num / den); delivering, *get = amount and *pay = ceil(amount * den / num).
+ * KN_ETOOSMALL when *get would be zero, KN_EOVERFLOW beyond int64. */
+KN_MUST int ledger_exchange_amounts(uint64_t num, uint64_t den, uint8_t mode, uint64_t amount,
+                                    uint64_t *pay, uint64_t *get);
+
+/* A settlement cycle. Cycle 1 opens at genesis; closing cycle k opens k + 1,
+ * where later exchanges count. */
+typedef struct ledger_cycle {
+    uint64_t number;
+    bool closed, settled;
+    uint64_t opened_ms;     /* block time it opened (genesis time for cycle 1) */
+    uint64_t closed_ms, closed_height;
+    uint8_t netting;        /* enum ledger_netting, once closed */
+    int64_t exchanges;      /* exchanges counted in the cycle */
+    int64_t value;          /* their total value in the unit of account */
+    int64_t obligations;    /* settlement payments the netting requires, once closed */
+    int64_t settled_count;  /* of those, recorded as made */
+} ledger_cycle;
+/* The open cycle's number. */
+KN_MUST int ledger_cycle_current(store_txn *t, uint64_t *number);
+/* KN_ENOCYCLE for 0 or a cycle not opened yet. */
+KN_MUST int ledger_cycle_get(store_txn *t, uint64_t number, ledger_cycle *out);
+/* Net position of each currency with exchanges in the cycle, in the unit of
+ * account: positive is owed to the currency's city, negative owed by it. They
+ * sum to zero. */
+KN_MUST int ledger_cycle_positions_each(store_txn *t, uint64_t number,
+                                        void (*cb)(void *ctx, const char *code, int64_t position),
+                                        void *ctx);
+
+/* One payment a closed cycle requires: debtor's city pays creditor's city
+ * amount (unit of account) off the ledger. */
+typedef struct ledger_obligation {
+    char debtor[LEDGER_CODE_MAX + 1];
+    char creditor[LEDGER_CODE_MAX + 1];
+    int64_t amount;
+    bool settled;
+    char ref[LEDGER_REF_MAX + 1]; /* the settlement payment's reference, once settled */
+    uint64_t settled_height;
+} ledger_obligation;
+/* The obligations of a closed cycle under its netting; KN_ENOCYCLE, KN_ECYCLEOPEN. */
+KN_MUST int ledger_cycle_obligations_each(store_txn *t, uint64_t number,
+                                          void (*cb)(void *ctx, const ledger_obligation *o),
+                                          void *ctx);
+
+/* Figures of one currency over the days [from_day, to_day) (days since
+ * 1970-01-01 in block time, UTC), from the daily figures the rules keep.
+ * docs/REPORTS.md explains each with a worked example. */
+typedef struct ledger_report {
+    char currency[LEDGER_CODE_MAX + 1];
+    uint32_t from_day, to_day;
+    int64_t issued, retired;
+    int64_t treasury_paid;  /* the treasury paying keys */
+    int64_t disbursed;      /* aid to beneficiaries */
+    int64_t injected;       /* treasury_paid + disbursed: round 1 */
+    int64_t spent;          /* beneficiaries and holders at merchants and SSE entities: round 2 */
+    int64_t respent;        /* merchants and SSE entities paying each other: round 3 */
+    int64_t other_payments; /* other payments between keys (p2p, to holders) */
+    int64_t returned;       /* keys paying the treasury */
+    int64_t redeemed;       /* paid out in euros, fees excluded */
+    int64_t fees, demurrage, clawed_back, expired, reversed;
+    int64_t exchanged_in, exchanged_out; /* through the clearing account */
+    int64_t outstanding_start, outstanding_end; /* held by keys before and after the period */
+    int64_t outstanding_avg; /* mean of the outstanding at the end of each day */
+    int64_t lm3_bps;         /* (R1 + R2 + R3) / R1 with each round capped by the one before */
+    int64_t retention_bps;   /* local payments / (local payments + redeemed + fees + exchanged out) */
+    int64_t velocity_bps;    /* local payments / outstanding_avg */
+} ledger_report;
+/* KN_ENOCURRENCY; KN_EINVAL unless from_day < to_day. cb (may be NULL) gets
+ * the spending by merchant category ("sse" for SSE entities) in name order. */
+KN_MUST int ledger_report_get(store_txn *t, const char *code, uint32_t from_day, uint32_t to_day,
+                              ledger_report *out,
+                              void (*cb)(void *ctx, const char *category, int64_t amount),
+                              void *ctx);
 
 /* ---------------------------------------------------------------- blocks */
 

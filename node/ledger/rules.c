@@ -313,6 +313,80 @@ static int system_account(rules *R, const char *code, const char *sub, entry **o
     return rc;
 }
 
+/* ---------------------------------------------------------------- daily figures */
+
+static int figure_add(rules *R, const char *code, uint8_t figure, int64_t amount)
+{
+    ledger__key k;
+    ledger__key_figure(&k, code, ledger__day(R->time_ms), figure);
+    return cell_add(R, &k, amount);
+}
+
+static bool business_kind(uint8_t kind)
+{
+    return kind == LEDGER_ACC_MERCHANT || kind == LEDGER_ACC_SSE;
+}
+
+/* A payment between keys: the first round of spending (from aid or a holder
+ * to a business), business to business, or other. */
+static uint8_t payment_figure(const ledger_account *f, const ledger_account *t)
+{
+    bool first = f->kind == LEDGER_ACC_BENEFICIARY || f->kind == LEDGER_ACC_HOLDER;
+    if (!business_kind(t->kind)) return LEDGER__FG_OTHER;
+    if (business_kind(f->kind)) return LEDGER__FG_RESPENT;
+    return first ? LEDGER__FG_SPENT : LEDGER__FG_OTHER;
+}
+
+/* Which daily figure a movement adds to (none for moves between the
+ * currency's own accounts). */
+static uint8_t movement_figure(const ledger_account *f, const ledger_account *t, uint8_t kind)
+{
+    bool from_key = !sodium_is_zero(f->owner, KN_PK_BYTES);
+    bool to_key = !sodium_is_zero(t->owner, KN_PK_BYTES);
+    static const uint8_t by_kind[LEDGER_OP_KIND_MAX + 1] = {
+        [LEDGER_OP_ISSUE] = LEDGER__FG_ISSUED,       [LEDGER_OP_RETIRE] = LEDGER__FG_RETIRED,
+        [LEDGER_OP_DISBURSE] = LEDGER__FG_DISBURSED, [LEDGER_OP_REDEEM] = LEDGER__FG_REDEEMED,
+        [LEDGER_OP_CLAWBACK] = LEDGER__FG_CLAWED,    [LEDGER_OP_EXPIRE] = LEDGER__FG_EXPIRED,
+        [LEDGER_OP_REVERSE] = LEDGER__FG_REVERSED,
+    };
+    if (kind == LEDGER_MOVE_FEE) return LEDGER__FG_FEES;
+    if (kind == LEDGER_MOVE_DEMURRAGE) return LEDGER__FG_DEMURRAGE;
+    if (kind == LEDGER_OP_EXCHANGE)
+        return from_key ? LEDGER__FG_EXCHANGED_OUT : LEDGER__FG_EXCHANGED_IN;
+    if (kind == LEDGER_OP_TRANSFER && !from_key) return LEDGER__FG_TREASURY_PAID;
+    if (kind == LEDGER_OP_TRANSFER && !to_key) return LEDGER__FG_RETURNED;
+    if (kind == LEDGER_OP_TRANSFER) return payment_figure(f, t);
+    return kind <= LEDGER_OP_KIND_MAX ? by_kind[kind] : 0;
+}
+
+/* Spending at a merchant's category ("sse" for an SSE entity). */
+static int category_add(rules *R, const ledger_account *t, int64_t amount)
+{
+    entry *payee;
+    int rc = roles_load(R, t->currency, t->owner, &payee);
+    if (rc) return rc;
+    ledger__key k;
+    const char *category = t->kind == LEDGER_ACC_SSE ? "sse" : payee->after.roles.category;
+    ledger__key_category(&k, t->currency, ledger__day(R->time_ms), category);
+    return cell_add(R, &k, amount);
+}
+
+/* The day's figures of one movement, and the change of the money keys hold. */
+static int count_movement(rules *R, const ledger_account *f, const ledger_account *t,
+                          int64_t amount, uint8_t kind)
+{
+    bool from_key = !sodium_is_zero(f->owner, KN_PK_BYTES);
+    bool to_key = !sodium_is_zero(t->owner, KN_PK_BYTES);
+    uint8_t figure = movement_figure(f, t, kind);
+    int rc = figure ? figure_add(R, f->currency, figure, amount) : 0;
+    if (!rc && figure == LEDGER__FG_SPENT) rc = category_add(R, t, amount);
+    if (!rc && from_key != to_key) rc = figure_add(R, f->currency, LEDGER__FG_HELD,
+                                                   to_key ? amount : -amount);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- history */
+
 static void add_leg(rules *R, const ledger_account *a, const ledger_account *cp, int64_t amount,
                     uint8_t kind)
 {
@@ -343,7 +417,7 @@ static int move(rules *R, entry *from, entry *to, int64_t amount, uint8_t kind)
     from->dirty = to->dirty = true;
     add_leg(R, f, t, -amount, kind);
     if (!R->quiet_to) add_leg(R, t, f, amount, kind);
-    return 0;
+    return count_movement(R, f, t, amount, kind);
 }
 
 /* Demurrage of a key's account for the whole periods since it was last
@@ -422,6 +496,7 @@ static int frozen_check(rules *R, const char *code, const uint8_t owner[KN_PK_BY
 static int create_currency(rules *R, const ledger_currency *def)
 {
     ledger_currency existing;
+    if (strcmp(def->code, LEDGER_UNIT) == 0) return KN_EEXISTS; /* the unit of account's */
     int rc = currency_get(R, def->code, &existing);
     if (rc != KN_ENOCURRENCY) return rc ? rc : KN_EEXISTS;
     uint32_t count = 0;
@@ -441,7 +516,8 @@ static int create_currency(rules *R, const ledger_currency *def)
     } own[] = {{LEDGER_SUB_ISSUING, LEDGER_ACC_ISSUING},
                {LEDGER_SUB_TREASURY, LEDGER_ACC_TREASURY},
                {LEDGER_SUB_FEES, LEDGER_ACC_FEES},
-               {LEDGER_SUB_DEMURRAGE, LEDGER_ACC_DEMURRAGE}};
+               {LEDGER_SUB_DEMURRAGE, LEDGER_ACC_DEMURRAGE},
+               {LEDGER_SUB_CLEARING, LEDGER_ACC_CLEARING_HOUSE}};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
         entry *e;
         rc = account_load(R, def->code, zero_pk, own[i].sub, &e);
@@ -817,6 +893,19 @@ static int treasury_pays(rules *R, const ledger_op *op, const ledger_currency *c
     return rc;
 }
 
+/* A key's account about to pay: not frozen (but to the treasury), open, and
+ * authorised where the currency requires it. */
+static int paying_account(rules *R, const ledger_currency *cur, const uint8_t owner[KN_PK_BYTES],
+                          const char *sub, bool to_treasury, entry **out)
+{
+    int rc = frozen_check(R, cur->code, owner, to_treasury);
+    if (!rc) rc = use_account(R, cur, owner, sub, out);
+    if (!rc && (cur->flags & LEDGER_CUR_AUTH_REQUIRED) &&
+        !((*out)->after.acct.flags & LEDGER_ACCF_AUTHORISED))
+        rc = KN_ENOTAUTHACC;
+    return rc;
+}
+
 static int op_transfer(rules *R, const ledger_op *op, const ledger_currency *cur)
 {
     if (sodium_is_zero(op->from, KN_PK_BYTES)) return treasury_pays(R, op, cur);
@@ -824,11 +913,7 @@ static int op_transfer(rules *R, const ledger_op *op, const ledger_currency *cur
     bool to_treasury = sodium_is_zero(op->to, KN_PK_BYTES);
     const char *category = NULL;
     entry *from, *to;
-    int rc = frozen_check(R, cur->code, op->from, to_treasury);
-    if (!rc) rc = use_account(R, cur, op->from, op->programme, &from);
-    if (!rc && (cur->flags & LEDGER_CUR_AUTH_REQUIRED) &&
-        !(from->after.acct.flags & LEDGER_ACCF_AUTHORISED))
-        rc = KN_ENOTAUTHACC;
+    int rc = paying_account(R, cur, op->from, op->programme, to_treasury, &from);
     if (rc) return rc;
     if (to_treasury) {
         rc = system_account(R, cur->code, LEDGER_SUB_TREASURY, &to);
@@ -1075,12 +1160,242 @@ static int op_expire(rules *R, const ledger_op *op, const ledger_currency *cur)
     return rc ? rc : pstat_add(R, cur->code, pg.id, LEDGER__PS_RETURNED, swept + rest);
 }
 
+/* ---------------------------------------------------------------- between cities */
+
+/* The pair's rate as this transaction sees it: set by an earlier operation of
+ * the transaction (the last one wins, as in the store), else the stored one. */
+static int rate_get(rules *R, const char *base, const char *quote, ledger_rate *out)
+{
+    for (uint32_t i = R->op; i-- > 0;) {
+        const ledger_op *op = &R->tx->ops[i];
+        if (op->kind != LEDGER_OP_RATE || strcmp(op->currency, base) != 0 ||
+            strcmp(op->counter, quote) != 0)
+            continue;
+        *out = (ledger_rate){.num = op->num, .den = op->den, .start_ms = op->start_ms,
+                             .end_ms = op->end_ms, .set_height = R->height};
+        strcpy(out->base, base);
+        strcpy(out->quote, quote);
+        return 0;
+    }
+    return ledger_rate_get(R->t, base, quote, out);
+}
+
+/* The pair's rate in force at the block time; `never` when none was set. */
+static int rate_in_force(rules *R, const char *base, const char *quote, int never, ledger_rate *r)
+{
+    int rc = rate_get(R, base, quote, r);
+    if (rc) return rc == KN_ENOTFOUND ? never : rc;
+    if (R->time_ms < r->start_ms) return KN_ENORATE;
+    return R->time_ms >= r->end_ms ? KN_ERATEEXPIRED : 0;
+}
+
+static int op_rate(rules *R, const ledger_op *op)
+{
+    ledger_currency quote;
+    int rc = consortium_quorum(R);
+    if (!rc && strcmp(op->counter, LEDGER_UNIT) != 0) rc = currency_get(R, op->counter, &quote);
+    if (rc) return rc;
+    if (op->end_ms <= R->time_ms) return KN_ERATEEXPIRED;
+    ledger_rate r = {.num = op->num, .den = op->den, .start_ms = op->start_ms,
+                     .end_ms = op->end_ms, .set_height = R->height};
+    ledger__key k;
+    kn_buf b = {0};
+    ledger__rate_encode(&r, &b);
+    ledger__key_rate(&k, op->currency, op->counter);
+    raw_put(R, &k, &b);
+    kn_buf_free(&b);
+    return 0;
+}
+
+static int cycle_cell(rules *R, uint64_t cycle, uint8_t field, entry **out)
+{
+    ledger__key k;
+    ledger__key_cycle(&k, cycle, field);
+    return load(R, E_CELL, &k, out);
+}
+
+static int cycle_add(rules *R, uint64_t cycle, uint8_t field, int64_t delta)
+{
+    ledger__key k;
+    ledger__key_cycle(&k, cycle, field);
+    return cell_add(R, &k, delta);
+}
+
+/* The open cycle's number, in a cell the close moves on. */
+static int open_cycle(rules *R, entry **cell, uint64_t *cycle)
+{
+    ledger__key k;
+    ledger__key_tag(&k, 'Y');
+    int rc = load(R, E_CELL, &k, cell);
+    if (!rc) *cycle = (*cell)->after.cell ? (uint64_t)(*cell)->after.cell : 1;
+    return rc;
+}
+
+/* Only merchants, SSE entities and clearing agents trade across currencies. */
+static int may_exchange(rules *R, const char *code, const uint8_t pk[KN_PK_BYTES])
+{
+    entry *roles;
+    int rc = roles_load(R, code, pk, &roles);
+    return rc ? rc : business(roles->after.roles.mask) ? 0 : KN_ENOEXCHANGE;
+}
+
+/* An exchange's value in the unit of account goes into the open cycle: the
+ * payer's currency owes it, the receiver's is owed it. */
+static int count_exchange(rules *R, const char *debtor, const char *creditor, int64_t worth)
+{
+    entry *open;
+    uint64_t cycle;
+    ledger__key k;
+    int rc = open_cycle(R, &open, &cycle);
+    if (rc) return rc;
+    ledger__key_pair(&k, 'e', cycle, debtor, creditor);
+    rc = cell_add(R, &k, worth);
+    ledger__key_position(&k, cycle, debtor);
+    if (!rc) rc = cell_add(R, &k, -worth);
+    ledger__key_position(&k, cycle, creditor);
+    if (!rc) rc = cell_add(R, &k, worth);
+    if (!rc) rc = cycle_add(R, cycle, LEDGER__CY_EXCHANGES, 1);
+    return rc ? rc : cycle_add(R, cycle, LEDGER__CY_VALUE, worth);
+}
+
+/* What the exchange pays, delivers and is worth, at the rates in force. */
+static int exchange_quote(rules *R, const ledger_op *op, uint64_t *pay, uint64_t *get,
+                          uint64_t *worth)
+{
+    ledger_rate pair, unit;
+    uint64_t paid;
+    int rc = rate_in_force(R, op->currency, op->counter, KN_EUNKNOWNPAIR, &pair);
+    if (rc) return rc;
+    rc = rate_in_force(R, op->currency, LEDGER_UNIT, KN_ENORATE, &unit);
+    if (rc == KN_ERATEEXPIRED) rc = KN_ENORATE;
+    if (!rc) rc = ledger_exchange_amounts(pair.num, pair.den, op->mode, op->amount, pay, get);
+    if (rc) return rc;
+    if (op->limit && *pay > op->limit) return KN_ESENDMAX;
+    return ledger_exchange_amounts(unit.num, unit.den, LEDGER_EXCHANGE_SEND, *pay, &paid, worth);
+}
+
+static int op_exchange(rules *R, const ledger_op *op, const ledger_currency *cur)
+{
+    if (!ledger_tx_signed_by(R->tx, op->from)) return KN_EWRONGSIGNER;
+    ledger_currency to_cur;
+    uint64_t pay, get, worth;
+    int rc = currency_get(R, op->counter, &to_cur);
+    if (!rc) rc = may_exchange(R, cur->code, op->from);
+    if (!rc) rc = may_exchange(R, to_cur.code, op->to);
+    if (!rc) rc = exchange_quote(R, op, &pay, &get, &worth);
+    entry *from, *in, *out, *to;
+    if (!rc) rc = paying_account(R, cur, op->from, "", false, &from);
+    if (!rc) rc = system_account(R, cur->code, LEDGER_SUB_CLEARING, &in);
+    if (!rc) rc = move(R, from, in, (int64_t)pay, op->kind);
+    if (!rc) rc = system_account(R, to_cur.code, LEDGER_SUB_CLEARING, &out);
+    if (rc) return rc;
+    const ledger_account *o = &out->after.acct;
+    if (o->balance < o->floor || (uint64_t)(o->balance - o->floor) < get)
+        return KN_ECLEARINGFLOOR;
+    rc = receiving_account(R, &to_cur, op->to, &to);
+    if (!rc) rc = move(R, out, to, (int64_t)get, op->kind);
+    return rc ? rc : count_exchange(R, cur->code, to_cur.code, (int64_t)worth);
+}
+
+/* The issuer quorum keeps the clearing account's float. */
+static int op_clearing(rules *R, const ledger_op *op, const ledger_currency *cur)
+{
+    entry *treasury, *clearing;
+    int rc = issuer_quorum(R, cur);
+    if (!rc) rc = system_account(R, cur->code, LEDGER_SUB_TREASURY, &treasury);
+    if (!rc) rc = system_account(R, cur->code, LEDGER_SUB_CLEARING, &clearing);
+    if (rc) return rc;
+    bool fund = op->mode == LEDGER_CLEARING_FUND;
+    return move(R, fund ? treasury : clearing, fund ? clearing : treasury, (int64_t)op->amount,
+                op->kind);
+}
+
+static void count_obligation(void *ctx, const ledger_obligation *o)
+{
+    (void)o;
+    (*(int64_t *)ctx)++;
+}
+
+/* Fixes the open cycle's obligations under the chosen netting and opens the
+ * next cycle. Alone in its transaction, so the cycle's records are the
+ * store's. */
+static int op_close(rules *R, const ledger_op *op)
+{
+    entry *open;
+    uint64_t cycle;
+    int rc = consortium_quorum(R);
+    if (!rc) rc = open_cycle(R, &open, &cycle);
+    if (rc) return rc;
+    if (op->cycle < cycle) return KN_ECYCLECLOSED;
+    if (op->cycle > cycle) return KN_ENOCYCLE;
+    int64_t obligations = 0;
+    rc = ledger__obligations(R->t, cycle, op->mode, count_obligation, &obligations);
+    if (!rc) rc = cycle_add(R, cycle, LEDGER__CY_CLOSED_MS, (int64_t)R->time_ms);
+    if (!rc) rc = cycle_add(R, cycle, LEDGER__CY_CLOSED_HEIGHT, (int64_t)R->height);
+    if (!rc) rc = cycle_add(R, cycle, LEDGER__CY_NETTING, op->mode);
+    if (!rc) rc = cycle_add(R, cycle, LEDGER__CY_OBLIGATIONS, obligations);
+    if (!rc) rc = cycle_add(R, cycle + 1, LEDGER__CY_OPENED_MS, (int64_t)R->time_ms);
+    if (rc) return rc;
+    open->after.cell = (int64_t)(cycle + 1);
+    open->dirty = true;
+    return 0;
+}
+
+typedef struct wanted {
+    const char *debtor, *creditor;
+    int64_t amount;
+    bool found;
+} wanted;
+
+static void find_obligation(void *ctx, const ledger_obligation *o)
+{
+    wanted *w = ctx;
+    if (strcmp(o->debtor, w->debtor) != 0 || strcmp(o->creditor, w->creditor) != 0) return;
+    w->amount = o->amount;
+    w->found = true;
+}
+
+/* Records, on the creditor's word, the off-ledger payment of one obligation. */
+static int op_settle(rules *R, const ledger_op *op)
+{
+    ledger_currency creditor;
+    entry *open, *netting, *settled;
+    uint64_t cycle;
+    int rc = currency_get(R, op->counter, &creditor);
+    if (!rc) rc = signed_by_role(R, creditor.code, LEDGER_ROLE_ISSUER_ADMIN, 0);
+    if (!rc) rc = open_cycle(R, &open, &cycle);
+    if (rc) return rc;
+    if (op->cycle > cycle) return KN_ENOCYCLE;
+    if (op->cycle == cycle) return KN_ECYCLEOPEN;
+    wanted w = {op->currency, op->counter, 0, false};
+    rc = cycle_cell(R, op->cycle, LEDGER__CY_NETTING, &netting);
+    if (!rc) rc = ledger__obligations(R->t, op->cycle, (uint8_t)netting->after.cell,
+                                      find_obligation, &w);
+    if (rc) return rc;
+    if (!w.found) return KN_ENOOBLIGATION;
+    ledger__key k;
+    ledger__key_pair(&k, 'S', op->cycle, op->currency, op->counter);
+    rc = load(R, E_CELL, &k, &settled);
+    if (rc) return rc;
+    if (settled->after.cell) return KN_ESETTLED;
+    if ((int64_t)op->amount != w.amount) return KN_ESETTLEAMOUNT;
+    settled->after.cell = w.amount;
+    settled->dirty = true;
+    kn_buf b = {0};
+    ledger__settlement_encode(op->ref, R->height, &b);
+    ledger__key_pair(&k, 'Z', op->cycle, op->currency, op->counter);
+    raw_put(R, &k, &b);
+    kn_buf_free(&b);
+    return cycle_add(R, op->cycle, LEDGER__CY_SETTLED, 1);
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 static int apply_op(rules *R, const ledger_op *op)
 {
     if (op->kind == LEDGER_OP_CURRENCY) return op_currency(R);
     if (op->kind == LEDGER_OP_GRANT || op->kind == LEDGER_OP_REVOKE) return op_role(R, op);
+    if (op->kind == LEDGER_OP_CLOSE) return op_close(R, op);
     ledger_currency cur;
     int rc = currency_get(R, op->currency, &cur);
     if (rc) return rc;
@@ -1096,6 +1411,10 @@ static int apply_op(rules *R, const ledger_op *op)
     case LEDGER_OP_REVERSE: return op_reverse(R, op, &cur);
     case LEDGER_OP_CLAWBACK: return op_clawback(R, op, &cur);
     case LEDGER_OP_EXPIRE: return op_expire(R, op, &cur);
+    case LEDGER_OP_RATE: return op_rate(R, op);
+    case LEDGER_OP_EXCHANGE: return op_exchange(R, op, &cur);
+    case LEDGER_OP_SETTLE: return op_settle(R, op);
+    case LEDGER_OP_CLEARING: return op_clearing(R, op, &cur);
     default: return KN_EUNKNOWNOP;
     }
 }
@@ -1309,14 +1628,15 @@ int ledger__genesis_state(store_txn *t, const ledger_genesis *g, uint32_t thresh
     ledger__key_tag(&k, 'g');
     raw_put(R, &k, &b);
     kn_buf_free(&b);
-    for (uint32_t i = 0; i < g->n_admins; i++) {
+    int rc = cycle_add(R, 1, LEDGER__CY_OPENED_MS, (int64_t)g->time_ms);
+    for (uint32_t i = 0; i < g->n_admins && !rc; i++) {
         entry *roles;
-        int rc = roles_load(R, "", g->admins[i], &roles);
+        rc = roles_load(R, "", g->admins[i], &roles);
         if (rc) return rc;
         roles->after.roles.mask |= 1u << LEDGER_ROLE_CONSORTIUM_ADMIN;
         roles->dirty = true;
     }
-    int rc = flush(R);
+    if (!rc) rc = flush(R);
     for (uint32_t i = 0; i < g->n_currencies && !rc; i++) {
         overlay_reset(R);
         rc = create_currency(R, &g->currencies[i]);
@@ -1356,7 +1676,20 @@ bool ledger_rule_error(int err)
     case KN_ENOTRANSFER:
     case KN_ENOROLE:
     case KN_ELASTADMIN:
-    case KN_ENOTBENEFICIARY: return true;
+    case KN_ENOTBENEFICIARY:
+    case KN_EUNKNOWNPAIR:
+    case KN_ERATEEXPIRED:
+    case KN_ENORATE:
+    case KN_ENOEXCHANGE:
+    case KN_ESENDMAX:
+    case KN_ETOOSMALL:
+    case KN_ECLEARINGFLOOR:
+    case KN_ENOCYCLE:
+    case KN_ECYCLECLOSED:
+    case KN_ECYCLEOPEN:
+    case KN_ENOOBLIGATION:
+    case KN_ESETTLEAMOUNT:
+    case KN_ESETTLED: return true;
     default: return false;
     }
 }

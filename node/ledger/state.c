@@ -127,6 +127,52 @@ void ledger__key_programme(ledger__key *k, const char *code, const char *id)
     ledger__key_str(k, id);
 }
 
+void ledger__key_rate(ledger__key *k, const char *base, const char *quote)
+{
+    ledger__key_tag(k, 'E');
+    ledger__key_str(k, base);
+    ledger__key_str(k, quote);
+}
+
+void ledger__key_cycle(ledger__key *k, uint64_t cycle, uint8_t field)
+{
+    ledger__key_tag(k, 'y');
+    ledger__key_u64(k, cycle);
+    ledger__key_raw(k, &field, 1);
+}
+
+void ledger__key_position(ledger__key *k, uint64_t cycle, const char *code)
+{
+    ledger__key_tag(k, 'o');
+    ledger__key_u64(k, cycle);
+    ledger__key_str(k, code);
+}
+
+void ledger__key_pair(ledger__key *k, char tag, uint64_t cycle, const char *debtor,
+                      const char *creditor)
+{
+    ledger__key_tag(k, tag);
+    ledger__key_u64(k, cycle);
+    ledger__key_str(k, debtor);
+    ledger__key_str(k, creditor);
+}
+
+void ledger__key_figure(ledger__key *k, const char *code, uint32_t day, uint8_t figure)
+{
+    ledger__key_tag(k, 'F');
+    ledger__key_str(k, code);
+    ledger__key_u32(k, day);
+    ledger__key_raw(k, &figure, 1);
+}
+
+void ledger__key_category(ledger__key *k, const char *code, uint32_t day, const char *category)
+{
+    ledger__key_tag(k, 'G');
+    ledger__key_str(k, code);
+    ledger__key_u32(k, day);
+    ledger__key_str(k, category);
+}
+
 static int decode_amount(const uint8_t *p, size_t n, int64_t *out)
 {
     kn_cur c = kn_cur_make(p, n);

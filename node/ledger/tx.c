@@ -25,6 +25,8 @@ static const uint8_t op_fields[LEDGER_OP_KIND_MAX + 1] = {
     [LEDGER_OP_RETIRE] = 4,    [LEDGER_OP_PROGRAMME] = PROGRAMME_FIELDS,
     [LEDGER_OP_FUND] = 4,      [LEDGER_OP_DISBURSE] = 5, [LEDGER_OP_REDEEM] = 5,
     [LEDGER_OP_REVERSE] = 6,   [LEDGER_OP_CLAWBACK] = 6, [LEDGER_OP_EXPIRE] = 3,
+    [LEDGER_OP_RATE] = 7,      [LEDGER_OP_EXCHANGE] = 9, [LEDGER_OP_CLOSE] = 4,
+    [LEDGER_OP_SETTLE] = 6,    [LEDGER_OP_CLEARING] = 4,
 };
 
 int ledger__r_text(kn_cur *c, char *out, size_t min, size_t max)
@@ -341,6 +343,30 @@ static void encode_op_rest(const ledger_tx *tx, const ledger_op *op, kn_buf *b)
         w_code(b, op->ref);
         break;
     case LEDGER_OP_EXPIRE: w_code(b, op->programme); break;
+    case LEDGER_OP_RATE:
+        w_code(b, op->counter);
+        kn_w_uint(b, op->num);
+        kn_w_uint(b, op->den);
+        kn_w_uint(b, op->start_ms);
+        kn_w_uint(b, op->end_ms);
+        break;
+    case LEDGER_OP_EXCHANGE:
+        kn_w_bin(b, op->from, KN_PK_BYTES);
+        w_code(b, op->counter);
+        kn_w_bin(b, op->to, KN_PK_BYTES);
+        kn_w_uint(b, op->mode);
+        kn_w_uint(b, op->amount);
+        kn_w_uint(b, op->limit);
+        kn_w_bin(b, op->link, op->has_link ? KN_HASH_BYTES : 0);
+        break;
+    case LEDGER_OP_CLOSE: kn_w_uint(b, op->cycle); kn_w_uint(b, op->mode); break;
+    case LEDGER_OP_SETTLE:
+        w_code(b, op->counter);
+        kn_w_uint(b, op->cycle);
+        kn_w_uint(b, op->amount);
+        w_code(b, op->ref);
+        break;
+    case LEDGER_OP_CLEARING: kn_w_uint(b, op->mode); kn_w_uint(b, op->amount); break;
     default: KN_REQUIRE(!"unknown operation kind");
     }
 }
@@ -424,21 +450,55 @@ static void read_grant(rd *r, ledger_op *op, bool grant)
     fail(r, consortium != (op->currency[0] == '\0'), KN_EINVAL);
 }
 
-static void read_transfer(rd *r, ledger_op *op)
+/* A memo commitment: empty, or 32 bytes. */
+static void r_memo(rd *r, ledger_op *op)
 {
     const uint8_t *memo = NULL;
     size_t memo_len = 0;
-    r_pk(r, op->from); /* all zero: the treasury pays */
-    r_programme(r, op->programme, 0);
-    fail(r, sodium_is_zero(op->from, KN_PK_BYTES) && op->programme[0], KN_EINVAL);
-    r_pk(r, op->to);
-    r_amount(r, &op->amount);
     if (!r->rc) r->rc = kn_r_bin(&r->c, &memo, &memo_len);
     fail(r, memo_len != 0 && memo_len != KN_HASH_BYTES, KN_EINVAL);
     if (r->rc) return;
     op->has_link = memo_len != 0;
     if (op->has_link) memcpy(op->link, memo, KN_HASH_BYTES);
+}
+
+static void read_transfer(rd *r, ledger_op *op)
+{
+    r_pk(r, op->from); /* all zero: the treasury pays */
+    r_programme(r, op->programme, 0);
+    fail(r, sodium_is_zero(op->from, KN_PK_BYTES) && op->programme[0], KN_EINVAL);
+    r_pk(r, op->to);
+    r_amount(r, &op->amount);
+    r_memo(r, op);
     fail(r, memcmp(op->from, op->to, KN_PK_BYTES) == 0, KN_ESELFPAY);
+}
+
+/* Rates are exact fractions of bounded terms, with a window that is not empty. */
+static void read_rate(rd *r, ledger_op *op)
+{
+    r_code(r, op->counter);
+    r_uint(r, &op->num, LEDGER_RATE_TERM_MAX);
+    r_uint(r, &op->den, LEDGER_RATE_TERM_MAX);
+    r_uint(r, &op->start_ms, UINT64_MAX);
+    r_uint(r, &op->end_ms, UINT64_MAX);
+    fail(r, op->num == 0 || op->den == 0 || op->start_ms >= op->end_ms, KN_EINVAL);
+    fail(r, strcmp(op->currency, op->counter) == 0, KN_EINVAL);
+}
+
+static void read_exchange(rd *r, ledger_op *op)
+{
+    uint64_t mode = 0;
+    r_party(r, op->from);
+    r_code(r, op->counter);
+    r_party(r, op->to);
+    r_uint(r, &mode, LEDGER_EXCHANGE_DELIVER);
+    op->mode = (uint8_t)mode;
+    r_amount(r, &op->amount);
+    r_uint(r, &op->limit, INT64_MAX);
+    r_memo(r, op);
+    fail(r, mode == 0 || strcmp(op->currency, op->counter) == 0, KN_EINVAL);
+    /* A send-max bounds what a delivery costs; a send costs its amount. */
+    fail(r, mode == LEDGER_EXCHANGE_SEND && op->limit, KN_EINVAL);
 }
 
 /* The fields after [kind, currency]. */
@@ -482,6 +542,31 @@ static void read_op_rest(rd *r, ledger_tx *tx, ledger_op *op)
         r_text(r, op->ref, 1, LEDGER_REF_MAX);
         break;
     case LEDGER_OP_EXPIRE: r_programme(r, op->programme, 1); break;
+    case LEDGER_OP_RATE: read_rate(r, op); break;
+    case LEDGER_OP_EXCHANGE: read_exchange(r, op); break;
+    case LEDGER_OP_CLOSE: {
+        uint64_t netting = 0;
+        r_uint(r, &op->cycle, UINT64_MAX);
+        r_uint(r, &netting, LEDGER_NETTING_MULTILATERAL);
+        op->mode = (uint8_t)netting;
+        fail(r, op->cycle == 0 || netting == 0, KN_EINVAL);
+        break;
+    }
+    case LEDGER_OP_SETTLE:
+        r_code(r, op->counter);
+        r_uint(r, &op->cycle, UINT64_MAX);
+        r_amount(r, &op->amount);
+        r_text(r, op->ref, 1, LEDGER_REF_MAX);
+        fail(r, op->cycle == 0 || strcmp(op->currency, op->counter) == 0, KN_EINVAL);
+        break;
+    case LEDGER_OP_CLEARING: {
+        uint64_t direction = 0;
+        r_uint(r, &direction, LEDGER_CLEARING_RETURN);
+        op->mode = (uint8_t)direction;
+        r_amount(r, &op->amount);
+        fail(r, direction == 0, KN_EINVAL);
+        break;
+    }
     default: KN_REQUIRE(!"unknown operation kind");
     }
 }
@@ -503,14 +588,17 @@ static void read_op(rd *r, ledger_tx *tx, ledger_op *op)
         read_programme(r, &tx->programme_def);
         strcpy(op->currency, tx->programme_def.currency);
     } else {
+        /* "" names the consortium: its admin role, and its settlement cycles. */
         bool any = kind == LEDGER_OP_GRANT || kind == LEDGER_OP_REVOKE;
-        r_text(r, op->currency, any ? 0 : 1, LEDGER_CODE_MAX);
+        r_text(r, op->currency, any || kind == LEDGER_OP_CLOSE ? 0 : 1, LEDGER_CODE_MAX);
+        fail(r, kind == LEDGER_OP_CLOSE && op->currency[0], KN_EINVAL);
         read_op_rest(r, tx, op);
     }
 }
 
-/* The payloads beside the operations exist once per transaction, and an expiry
- * (which sweeps a whole programme) stands alone. */
+/* The payloads beside the operations exist once per transaction; an expiry
+ * (which sweeps a whole programme) and a cycle's close (which reads the
+ * cycle's records as the store holds them) stand alone. */
 static int ops_shape_check(const ledger_tx *tx)
 {
     uint32_t per_kind[LEDGER_OP_KIND_MAX + 1] = {0};
@@ -518,7 +606,8 @@ static int ops_shape_check(const ledger_tx *tx)
     if (per_kind[LEDGER_OP_CURRENCY] > 1 || per_kind[LEDGER_OP_PROGRAMME] > 1 ||
         per_kind[LEDGER_OP_DISBURSE] > 1)
         return KN_EINVAL;
-    if (per_kind[LEDGER_OP_EXPIRE] && tx->n_ops > 1) return KN_EINVAL;
+    if ((per_kind[LEDGER_OP_EXPIRE] || per_kind[LEDGER_OP_CLOSE]) && tx->n_ops > 1)
+        return KN_EINVAL;
     return 0;
 }
 
@@ -644,6 +733,9 @@ static const char *const op_names[LEDGER_OP_KIND_MAX + 1] = {
     [LEDGER_OP_FUND] = "fund",           [LEDGER_OP_DISBURSE] = "disburse",
     [LEDGER_OP_REDEEM] = "redeem",       [LEDGER_OP_REVERSE] = "reverse",
     [LEDGER_OP_CLAWBACK] = "clawback",   [LEDGER_OP_EXPIRE] = "expire",
+    [LEDGER_OP_RATE] = "rate",           [LEDGER_OP_EXCHANGE] = "exchange",
+    [LEDGER_OP_CLOSE] = "close",         [LEDGER_OP_SETTLE] = "settle",
+    [LEDGER_OP_CLEARING] = "clearing",
 };
 
 static const char *const action_names[LEDGER_ACCOUNT_ACTION_MAX + 1] = {
@@ -663,6 +755,7 @@ static const char *const kind_names[LEDGER_ACC_KIND_MAX + 1] = {
     [LEDGER_ACC_MERCHANT] = "merchant",   [LEDGER_ACC_SSE] = "sse",
     [LEDGER_ACC_CLEARING] = "clearing",   [LEDGER_ACC_FEES] = "fees",
     [LEDGER_ACC_DEMURRAGE] = "demurrage", [LEDGER_ACC_HOLDER] = "holder",
+    [LEDGER_ACC_CLEARING_HOUSE] = "clearing_house",
 };
 
 static const char *name_of(const char *const *names, size_t n, uint32_t v)
