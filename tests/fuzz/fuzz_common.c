@@ -147,11 +147,44 @@ static void make_money_ops(ledger_tx *tx, int variant)
     }
 }
 
+/* The operations between cities: a rate, the float, an exchange and a
+ * settlement (variant 7); a cycle's close, which stands alone (variant 8). */
+static void make_clearing_ops(ledger_tx *tx, int variant)
+{
+    if (variant == 8) {
+        ledger_op *op = add_op(tx, LEDGER_OP_CLOSE, NULL, NULL);
+        op->currency[0] = '\0';
+        op->cycle = 3;
+        op->mode = LEDGER_NETTING_MULTILATERAL;
+        return;
+    }
+    ledger_op *op = add_op(tx, LEDGER_OP_RATE, NULL, NULL);
+    snprintf(op->counter, sizeof op->counter, "TND");
+    op->num = 3;
+    op->den = 2;
+    op->end_ms = 1800000000000ull;
+    op = add_op(tx, LEDGER_OP_CLEARING, NULL, NULL);
+    op->mode = LEDGER_CLEARING_FUND;
+    op->amount = 90000;
+    op = add_op(tx, LEDGER_OP_EXCHANGE, NULL, NULL);
+    memcpy(op->from, seed_key(1)->pk, KN_PK_BYTES);
+    snprintf(op->counter, sizeof op->counter, "TND");
+    memcpy(op->to, seed_key(2)->pk, KN_PK_BYTES);
+    op->mode = LEDGER_EXCHANGE_DELIVER;
+    op->amount = 1500;
+    op->limit = 1001;
+    op = add_op(tx, LEDGER_OP_SETTLE, NULL, "sepa-settle-0002");
+    snprintf(op->counter, sizeof op->counter, "TND");
+    op->cycle = 2;
+    op->amount = 1000;
+}
+
 /* Variant 0: an issue and a transfer signed by both authorising keys.
  * Variant 1: one transfer with large integers (the 8-byte uint form).
  * Variant 2: an issue with a reserve reference long enough for str8.
  * Variants 3-6: a currency definition and a grant; a programme, its funding
- * and a batch; aid spent, a redemption, a reversal and a clawback; an expiry. */
+ * and a batch; aid spent, a redemption, a reversal and a clawback; an expiry.
+ * Variants 7-8: the operations between cities. */
 static bool make_tx(ledger_tx *tx, int variant)
 {
     memset(tx, 0, sizeof *tx);
@@ -184,6 +217,12 @@ static bool make_tx(ledger_tx *tx, int variant)
         tx->nonce = 1000 + (uint64_t)variant;
         tx->expiry_height = 500;
         make_money_ops(tx, variant);
+        break;
+    case 7:
+    case 8:
+        tx->nonce = 2000 + (uint64_t)variant;
+        tx->expiry_height = 900;
+        make_clearing_ops(tx, variant);
         break;
     default: return false;
     }
