@@ -3,7 +3,10 @@
  * ledger; submissions go to submit.c. docs/API.md is the contract. */
 #include "node/internal.h"
 
+#include <inttypes.h>
 #include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -75,6 +78,28 @@ void node__api_committed(net_http_req *req, const uint8_t id[KN_HASH_BYTES],
 
 /* ---------------------------------------------------------------- handlers */
 
+/* Answers 200 with body, or 500 storage_error (dropping body) when a read
+ * behind it failed. */
+static void respond_read(net_http_req *req, int rc, json_t *body)
+{
+    if (rc) {
+        json_decref(body);
+        node__api_error(req, 500, KN_ESTORE, NULL);
+        return;
+    }
+    respond_json(req, 200, body, NULL);
+}
+
+/* Answers a read that failed: status with err when that is what it failed
+ * with (the request's doing), 500 storage_error for anything else. */
+static void read_failed(net_http_req *req, int rc, int err, int status)
+{
+    if (rc == err)
+        node__api_error(req, status, err, NULL);
+    else
+        node__api_error(req, 500, KN_ESTORE, NULL);
+}
+
 /* True when the query string holds exactly the parameter "name=value". */
 static bool query_has(const char *query, const char *param)
 {
@@ -90,6 +115,48 @@ static bool parse_height(const char *s, uint64_t *out)
     if (!*s || strlen(s) > 19 || strspn(s, "0123456789") != strlen(s)) return false;
     *out = strtoull(s, NULL, 10);
     return true;
+}
+
+/* One "name=value" of a query string. */
+typedef struct api_param {
+    const char *name, *value; /* not NUL-terminated */
+    size_t name_len, value_len;
+    bool has_value; /* there was an '=' */
+} api_param;
+
+/* Takes the next parameter off *q; false at the end of the query. */
+static bool next_param(const char **q, api_param *out)
+{
+    const char *p = *q;
+    if (!*p) return false;
+    size_t len = strcspn(p, "&");
+    const char *eq = memchr(p, '=', len);
+    out->name = p;
+    out->name_len = eq ? (size_t)(eq - p) : len;
+    out->value = eq ? eq + 1 : p + len;
+    out->value_len = (size_t)(p + len - out->value);
+    out->has_value = eq != NULL;
+    *q = p + len + (p[len] == '&');
+    return true;
+}
+
+/* The index of the parameter's name in names (NULL-ended), each allowed once
+ * (seen keeps the mask); -1 for another name, a repeat, or no value. */
+static int param_which(const api_param *prm, const char *const *names, uint32_t *seen)
+{
+    for (int i = 0; names[i] && prm->has_value; i++) {
+        if (strlen(names[i]) != prm->name_len || strncmp(names[i], prm->name, prm->name_len))
+            continue;
+        if (*seen & (1u << i)) return -1;
+        *seen |= 1u << i;
+        return i;
+    }
+    return -1;
+}
+
+static bool value_is(const api_param *prm, const char *s)
+{
+    return strlen(s) == prm->value_len && strncmp(s, prm->value, prm->value_len) == 0;
 }
 
 static void post_txs(node *n, net_http_req *req)
@@ -267,30 +334,29 @@ static void get_account(node *n, net_http_req *req, store_txn *t, const api_path
 static const char *parse_page(const char *query, uint8_t cursor[LEDGER_CURSOR_BYTES],
                               bool *has_cursor, uint32_t *limit)
 {
-    bool has_limit = false;
+    static const char *const names[] = {"cursor", "limit", NULL};
+    uint32_t seen = 0;
+    api_param prm;
     *has_cursor = false;
     *limit = API_HISTORY_LIMIT_DEFAULT;
-    for (const char *q = query; *q;) {
-        size_t len = strcspn(q, "&");
-        const char *eq = memchr(q, '=', len);
-        const char *v = eq ? eq + 1 : q + len;
-        size_t vlen = (size_t)(q + len - v);
+    for (const char *q = query; next_param(&q, &prm);) {
         char num[8];
-        if (eq && eq - q == 6 && strncmp(q, "cursor", 6) == 0 && !*has_cursor) {
-            if (kn_unhex(cursor, LEDGER_CURSOR_BYTES, v, vlen))
+        switch (param_which(&prm, names, &seen)) {
+        case 0:
+            if (kn_unhex(cursor, LEDGER_CURSOR_BYTES, prm.value, prm.value_len))
                 return "cursor must be the next_cursor of an earlier page";
             *has_cursor = true;
-        } else if (eq && eq - q == 5 && strncmp(q, "limit", 5) == 0 && !has_limit) {
-            if (vlen == 0 || vlen >= sizeof num || strspn(v, "0123456789") < vlen)
+            break;
+        case 1:
+            if (prm.value_len == 0 || prm.value_len >= sizeof num ||
+                strspn(prm.value, "0123456789") < prm.value_len)
                 return "limit must be 1 to 500";
-            snprintf(num, sizeof num, "%.*s", (int)vlen, v);
+            snprintf(num, sizeof num, "%.*s", (int)prm.value_len, prm.value);
             *limit = (uint32_t)strtoul(num, NULL, 10);
             if (*limit < 1 || *limit > LEDGER_HISTORY_PAGE_MAX) return "limit must be 1 to 500";
-            has_limit = true;
-        } else {
-            return "the parameters are cursor and limit, each at most once";
+            break;
+        default: return "the parameters are cursor and limit, each at most once";
         }
-        q += len + (q[len] == '&');
     }
     return NULL;
 }
@@ -329,8 +395,7 @@ static void get_transfers(node *n, net_http_req *req, store_txn *t, const api_pa
                                  &more, next);
     if (rc) {
         json_decref(ctx.list);
-        node__api_error(req, rc == KN_EINVAL ? 400 : 500, rc == KN_EINVAL ? KN_EINVAL : KN_ESTORE,
-                        NULL);
+        read_failed(req, rc, KN_EINVAL, 400);
         return;
     }
     respond_json(req, 200,
@@ -571,9 +636,425 @@ static void get_currencies(node *n, net_http_req *req, store_txn *t, const api_p
     }
 }
 
+/* ---------------------------------------------------------------- between cities */
+
+static const char *const exchange_mode_names[] = {
+    [LEDGER_EXCHANGE_SEND] = "send", [LEDGER_EXCHANGE_DELIVER] = "deliver"};
+static const char *const netting_names[] = {
+    [LEDGER_NETTING_BILATERAL] = "bilateral", [LEDGER_NETTING_MULTILATERAL] = "multilateral"};
+static const char *const direction_names[] = {
+    [LEDGER_CLEARING_FUND] = "fund", [LEDGER_CLEARING_RETURN] = "return"};
+
+/* The name of value v in one of the tables above; null for a value it lacks. */
+#define ENUM_JSON(names, v) enum_json(names, sizeof names / sizeof names[0], v)
+
+static json_t *enum_json(const char *const *names, size_t n, uint32_t v)
+{
+    return v < n && names[v] ? json_string(names[v]) : json_null();
+}
+
+typedef struct rates_ctx {
+    json_t *list;
+    uint64_t now_ms; /* the last block's time */
+} rates_ctx;
+
+/* Rates are few: at most one per ordered pair of currencies (and EUR). */
+static void add_rate(void *ctx, const ledger_rate *r)
+{
+    rates_ctx *rc = ctx;
+    bool in_force = r->start_ms <= rc->now_ms && rc->now_ms < r->end_ms;
+    json_array_append_new(
+        rc->list, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b}", "base", r->base, "quote", r->quote,
+                            "num", (json_int_t)r->num, "den", (json_int_t)r->den, "start_ms",
+                            (json_int_t)r->start_ms, "end_ms", (json_int_t)r->end_ms, "set_height",
+                            (json_int_t)r->set_height, "in_force", in_force));
+}
+
+static void get_rates(node *n, net_http_req *req, store_txn *t, const api_path *p)
+{
+    rates_ctx ctx = {json_array(), block_time_ms(t)};
+    json_t *o = json_pack("{s:o}", "rates", ctx.list);
+    respond_read(req, ledger_rates_each(t, add_rate, &ctx), o);
+}
+
+/* A cycle's summary; what only a closed cycle has is null while it is open. */
+static json_t *cycle_json(const ledger_cycle *c)
+{
+    const char *state = c->settled ? "settled" : c->closed ? "closed" : "open";
+    return json_pack(
+        "{s:I,s:s,s:b,s:b,s:I,s:o,s:o,s:o,s:I,s:I,s:I,s:I}", "number", (json_int_t)c->number,
+        "state", state, "closed", c->closed, "settled", c->settled, "opened_ms",
+        (json_int_t)c->opened_ms, "closed_ms",
+        c->closed ? json_integer((json_int_t)c->closed_ms) : json_null(), "closed_height",
+        c->closed ? json_integer((json_int_t)c->closed_height) : json_null(), "netting",
+        c->closed ? ENUM_JSON(netting_names, c->netting) : json_null(), "exchanges",
+        (json_int_t)c->exchanges, "value", (json_int_t)c->value, "obligations",
+        (json_int_t)c->obligations, "settled_count", (json_int_t)c->settled_count);
+}
+
+/* Newest first, the newest API_LIST_MAX of them. */
+static void get_cycle_list(net_http_req *req, store_txn *t)
+{
+    uint64_t current = 0;
+    json_t *list = json_array();
+    int rc = ledger_cycle_current(t, &current);
+    for (uint64_t k = current; !rc && k >= 1 && json_array_size(list) < API_LIST_MAX; k--) {
+        ledger_cycle c;
+        rc = ledger_cycle_get(t, k, &c);
+        if (!rc) json_array_append_new(list, cycle_json(&c));
+    }
+    respond_read(req, rc, json_pack("{s:I,s:o}", "current", (json_int_t)current, "cycles", list));
+}
+
+typedef struct positions_ctx {
+    store_txn *t;
+    json_t *list;
+    int rc;
+} positions_ctx;
+
+static void add_position(void *ctx, const char *code, int64_t position)
+{
+    positions_ctx *pc = ctx;
+    ledger_currency c;
+    int rc = ledger_currency_get(pc->t, code, &c);
+    if (rc && !pc->rc) pc->rc = rc;
+    json_array_append_new(pc->list, json_pack("{s:s,s:s,s:I}", "currency", code, "city",
+                                              rc ? "" : c.city, "position", (json_int_t)position));
+}
+
+static void add_obligation(void *ctx, const ledger_obligation *o)
+{
+    json_array_append_new(
+        ctx, json_pack("{s:s,s:s,s:I,s:b,s:o,s:o}", "debtor", o->debtor, "creditor", o->creditor,
+                       "amount", (json_int_t)o->amount, "settled", o->settled, "ref",
+                       o->settled ? json_string(o->ref) : json_null(), "settled_height",
+                       o->settled ? json_integer((json_int_t)o->settled_height) : json_null()));
+}
+
+/* One cycle with its positions and its obligations, whose list takes the place
+ * of their count (empty while the cycle is open). */
+static void get_cycle(net_http_req *req, store_txn *t, const char *arg)
+{
+    uint64_t number;
+    ledger_cycle c;
+    if (!parse_height(arg, &number)) {
+        node__api_error(req, 400, KN_EINVAL, "cycle must be a decimal number");
+        return;
+    }
+    int rc = ledger_cycle_get(t, number, &c);
+    if (rc) {
+        read_failed(req, rc, KN_ENOCYCLE, 404);
+        return;
+    }
+    json_t *o = cycle_json(&c);
+    positions_ctx pc = {t, json_array(), 0};
+    json_object_set_new(o, "positions", pc.list);
+    json_t *obligations = json_array();
+    json_object_set_new(o, "obligations", obligations);
+    rc = ledger_cycle_positions_each(t, number, add_position, &pc);
+    if (!rc) rc = pc.rc;
+    if (!rc && c.closed) rc = ledger_cycle_obligations_each(t, number, add_obligation, obligations);
+    respond_read(req, rc, o);
+}
+
+/* /v1/cycles[/{n}] */
+static void get_cycles(node *n, net_http_req *req, store_txn *t, const api_path *p)
+{
+    if (p->n == 1)
+        get_cycle_list(req, t);
+    else
+        get_cycle(req, t, p->seg[1]);
+}
+
+/* ---------------------------------------------------------------- reports */
+
+/* Days since 1970-01-01 of a Gregorian date from 1970 on, and back
+ * (H. Hinnant's days_from_civil and civil_from_days, in unsigned arithmetic
+ * since no year here is before 1970). */
+static uint32_t days_from_civil(uint32_t y, uint32_t m, uint32_t d)
+{
+    y -= m <= 2;
+    uint32_t era = y / 400, yoe = y % 400;
+    uint32_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    uint32_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(uint32_t days, uint32_t *y, uint32_t *m, uint32_t *d)
+{
+    uint32_t z = days + 719468;
+    uint32_t era = z / 146097, doe = z % 146097;
+    uint32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    uint32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    uint32_t mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = era * 400 + yoe + (*m <= 2);
+}
+
+#define API_DATE_BYTES 36 /* "YYYY-MM-DD", with room for any uint32_t in each field */
+#define API_YEAR_MIN 1970
+#define API_YEAR_MAX 9999
+
+static void format_day(char out[API_DATE_BYTES], uint32_t day)
+{
+    uint32_t y, m, d;
+    civil_from_days(day, &y, &m, &d);
+    snprintf(out, API_DATE_BYTES, "%04u-%02u-%02u", (unsigned)y, (unsigned)m, (unsigned)d);
+}
+
+/* "YYYY-MM-DD" exactly, a real date from 1970 to 9999. */
+static bool parse_day(const char *s, size_t n, uint32_t *day)
+{
+    static const char shape[] = "dddd-dd-dd";
+    if (n != sizeof shape - 1) return false;
+    for (size_t i = 0; i < n; i++)
+        if (shape[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != '-') return false;
+    uint32_t y = (uint32_t)atoi(s), m = (uint32_t)atoi(s + 5), d = (uint32_t)atoi(s + 8);
+    if (y < API_YEAR_MIN || y > API_YEAR_MAX || m < 1 || m > 12 || d < 1 || d > 31) return false;
+    /* A day past the month's end (Feb 30) comes back as another date. */
+    uint32_t days = days_from_civil(y, m, d), y2, m2, d2;
+    civil_from_days(days, &y2, &m2, &d2);
+    if (y2 != y || m2 != m || d2 != d) return false;
+    *day = days;
+    return true;
+}
+
+/* A ratio in basis points as a decimal with four places: 18234 is "1.8234". */
+static void bps_text(char out[32], int64_t bps)
+{
+    uint64_t mag = bps < 0 ? -(uint64_t)bps : (uint64_t)bps;
+    snprintf(out, 32, "%s%" PRIu64 ".%04" PRIu64, bps < 0 ? "-" : "", mag / LEDGER_BPS,
+             mag % LEDGER_BPS);
+}
+
+/* The figures of a report in the order its JSON (and so its CSV) gives them:
+ * amounts, the spending by category after the spending, and the ratios
+ * (offset of the *_bps field). */
+enum figure_kind { FIGURE_AMOUNT, FIGURE_CATEGORIES, FIGURE_RATIO };
+
+typedef struct report_figure {
+    const char *name;
+    uint8_t kind;
+    size_t offset;
+} report_figure;
+
+/* clang-format off: three figures a line */
+#define AMOUNT(f) {#f, FIGURE_AMOUNT, offsetof(ledger_report, f)}
+#define RATIO(f) {#f, FIGURE_RATIO, offsetof(ledger_report, f##_bps)}
+static const report_figure report_figures[] = {
+    AMOUNT(issued), AMOUNT(retired), AMOUNT(treasury_paid),
+    AMOUNT(disbursed), AMOUNT(injected), AMOUNT(spent),
+    {"spent_by_category", FIGURE_CATEGORIES, 0},
+    AMOUNT(respent), AMOUNT(other_payments), AMOUNT(returned),
+    AMOUNT(redeemed), AMOUNT(fees), AMOUNT(demurrage),
+    AMOUNT(clawed_back), AMOUNT(expired), AMOUNT(reversed),
+    AMOUNT(exchanged_in), AMOUNT(exchanged_out), AMOUNT(outstanding_start),
+    AMOUNT(outstanding_end), AMOUNT(outstanding_avg),
+    RATIO(lm3), RATIO(retention), RATIO(velocity),
+};
+/* clang-format on */
+#undef AMOUNT
+#undef RATIO
+#define N_REPORT_FIGURES (sizeof report_figures / sizeof report_figures[0])
+
+static int64_t figure_value(const ledger_report *r, const report_figure *f)
+{
+    int64_t v;
+    memcpy(&v, (const char *)r + f->offset, sizeof v);
+    return v;
+}
+
+/* A report's JSON: every field by its C name, the spending by category, the
+ * ratios also as decimals, the period as dates. Takes spent. */
+static json_t *report_json(const ledger_report *r, json_t *spent, int scale)
+{
+    char from[API_DATE_BYTES], to[API_DATE_BYTES], ratio[32], bps_name[32];
+    format_day(from, r->from_day);
+    format_day(to, r->to_day);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:i}", "currency", r->currency, "from", from, "to",
+                          to, "from_day", (json_int_t)r->from_day, "to_day", (json_int_t)r->to_day,
+                          "scale", scale);
+    for (size_t i = 0; i < N_REPORT_FIGURES; i++) {
+        const report_figure *f = &report_figures[i];
+        int64_t v = figure_value(r, f);
+        switch (f->kind) {
+        case FIGURE_AMOUNT: json_object_set_new(o, f->name, json_integer(v)); break;
+        case FIGURE_CATEGORIES: json_object_set(o, f->name, spent); break;
+        case FIGURE_RATIO:
+            bps_text(ratio, v);
+            snprintf(bps_name, sizeof bps_name, "%s_bps", f->name);
+            json_object_set_new(o, bps_name, json_integer(v));
+            json_object_set_new(o, f->name, json_string(ratio));
+            break;
+        default: KN_REQUIRE(!"report figure of no kind");
+        }
+    }
+    json_decref(spent);
+    return o;
+}
+
+/* A CSV field: quoted, with quotes doubled, when it holds , " CR or LF. */
+static void csv_field(kn_buf *b, const char *s)
+{
+    if (!s[strcspn(s, ",\"\r\n")]) {
+        kn_buf_append(b, s, strlen(s));
+        return;
+    }
+    kn_buf_append(b, "\"", 1);
+    for (; *s; s++) {
+        if (*s == '"') kn_buf_append(b, "\"", 1);
+        kn_buf_append(b, s, 1);
+    }
+    kn_buf_append(b, "\"", 1);
+}
+
+#define REPORT_CSV_HEADER "currency,from,to,figure,value\n"
+
+/* One row: the report's "currency,from,to," prefix, then figure and value. */
+static void csv_row(kn_buf *b, const char *prefix, const char *figure, const char *value)
+{
+    kn_buf_append(b, prefix, strlen(prefix));
+    csv_field(b, figure);
+    kn_buf_append(b, ",", 1);
+    kn_buf_append(b, value, strlen(value));
+    kn_buf_append(b, "\n", 1);
+}
+
+/* A report's rows: its JSON flattened, one row per member in the same order
+ * after currency, from and to (which every row starts with), the spending by
+ * category as one row per category. */
+static void report_csv(kn_buf *b, const json_t *rep)
+{
+    char prefix[128], value[32], figure[LEDGER_CATEGORY_MAX + 8];
+    const char *key, *category;
+    const json_t *v, *amount;
+    snprintf(prefix, sizeof prefix, "%s,%s,%s,", json_string_value(json_object_get(rep, "currency")),
+             json_string_value(json_object_get(rep, "from")),
+             json_string_value(json_object_get(rep, "to")));
+    json_object_foreach((json_t *)rep, key, v)
+    {
+        if (json_is_object(v)) {
+            json_object_foreach((json_t *)v, category, amount)
+            {
+                snprintf(figure, sizeof figure, "spent:%s", category);
+                snprintf(value, sizeof value, "%" JSON_INTEGER_FORMAT, json_integer_value(amount));
+                csv_row(b, prefix, figure, value);
+            }
+        } else if (json_is_integer(v)) {
+            snprintf(value, sizeof value, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            csv_row(b, prefix, key, value);
+        } else if (strcmp(key, "currency") && strcmp(key, "from") && strcmp(key, "to")) {
+            csv_row(b, prefix, key, json_string_value(v));
+        }
+    }
+}
+
+typedef struct report_query {
+    uint32_t from_day, to_day; /* [from, to) */
+    bool csv;
+} report_query;
+
+/* ?from=YYYY-MM-DD&to=YYYY-MM-DD&format=json|csv, each at most once, over the
+ * defaults already in rq. NULL or the problem. */
+static const char *parse_report_query(const char *query, report_query *rq)
+{
+    static const char *const names[] = {"from", "to", "format", NULL};
+    uint32_t seen = 0;
+    api_param prm;
+    for (const char *q = query; next_param(&q, &prm);) {
+        int which = param_which(&prm, names, &seen);
+        switch (which) {
+        case 0:
+        case 1:
+            if (!parse_day(prm.value, prm.value_len, which == 0 ? &rq->from_day : &rq->to_day))
+                return "from and to are dates YYYY-MM-DD from 1970 to 9999";
+            break;
+        case 2:
+            rq->csv = value_is(&prm, "csv");
+            if (!rq->csv && !value_is(&prm, "json")) return "format must be json or csv";
+            break;
+        default: return "the parameters are from, to and format, each at most once";
+        }
+    }
+    if (rq->from_day >= rq->to_day) return "from must come before to (to is excluded)";
+    return NULL;
+}
+
+typedef struct reports_ctx {
+    store_txn *t;
+    const report_query *rq;
+    json_t *list; /* JSON: the reports */
+    kn_buf csv;   /* CSV: the header and the rows */
+    int rc;
+} reports_ctx;
+
+static void add_report(void *ctx, const ledger_currency *c)
+{
+    reports_ctx *rc = ctx;
+    ledger_report r;
+    if (rc->rc) return;
+    json_t *spent = json_object();
+    rc->rc = ledger_report_get(rc->t, c->code, rc->rq->from_day, rc->rq->to_day, &r, add_spent,
+                               spent);
+    if (rc->rc) {
+        json_decref(spent);
+        return;
+    }
+    json_t *rep = report_json(&r, spent, c->scale);
+    if (rc->rq->csv) report_csv(&rc->csv, rep);
+    json_array_append_new(rc->list, rep);
+}
+
+static void respond_csv(net_http_req *req, const kn_buf *b)
+{
+    count_response(200);
+    net_http_respond(req, 200, "text/csv; charset=utf-8", b->data, b->len, NULL);
+}
+
+/* /v1/reports[/{code}]: the period defaults to the whole chain, from the
+ * genesis day to the day of the last block. */
+static void get_reports(node *n, net_http_req *req, store_txn *t, const api_path *p)
+{
+    ledger_currency c;
+    report_query rq = {(uint32_t)(n->cfg->genesis.time_ms / LEDGER_DAY_MS),
+                       (uint32_t)(block_time_ms(t) / LEDGER_DAY_MS + 1), false};
+    const char *problem = parse_report_query(net_http_query(req), &rq);
+    bool one = p->n == 2;
+    if (problem) {
+        node__api_error(req, 400, KN_EINVAL, problem);
+        return;
+    }
+    if (one && !find_currency(req, t, p->seg[1], &c)) return;
+    reports_ctx ctx = {t, &rq, json_array(), {0}, 0};
+    kn_buf_append(&ctx.csv, REPORT_CSV_HEADER, strlen(REPORT_CSV_HEADER));
+    int rc = 0;
+    if (one)
+        add_report(&ctx, &c);
+    else
+        rc = ledger_currencies_each(t, add_report, &ctx);
+    if (!rc) rc = ctx.rc;
+    if (rc)
+        node__api_error(req, 500, KN_ESTORE, NULL);
+    else if (rq.csv)
+        respond_csv(req, &ctx.csv);
+    else if (one)
+        respond_json(req, 200, json_incref(json_array_get(ctx.list, 0)), NULL);
+    else
+        respond_json(req, 200, json_pack("{s:O}", "reports", ctx.list), NULL);
+    json_decref(ctx.list);
+    kn_buf_free(&ctx.csv);
+}
+
 /* ---------------------------------------------------------------- transactions */
 
-/* The fields of the operations that move money between keys. */
+/* A transfer's or an exchange's memo commitment, null when it has none. */
+static json_t *memo_json(const ledger_op *op)
+{
+    return op->has_link ? hex_json(op->link, KN_HASH_BYTES) : json_null();
+}
+
+/* The fields of the operations that move money. */
 static void op_money_json(json_t *o, const ledger_op *op)
 {
     json_object_set_new(o, "amount", json_integer((json_int_t)op->amount));
@@ -581,10 +1062,24 @@ static void op_money_json(json_t *o, const ledger_op *op)
     case LEDGER_OP_ISSUE:
     case LEDGER_OP_RETIRE: json_object_set_new(o, "ref", json_string(op->ref)); break;
     case LEDGER_OP_TRANSFER:
+        json_object_update_new(o, json_pack("{s:o,s:s,s:o,s:o}", "from",
+                                            hex_json(op->from, KN_PK_BYTES), "programme",
+                                            op->programme, "to", hex_json(op->to, KN_PK_BYTES),
+                                            "memo", memo_json(op)));
+        break;
+    case LEDGER_OP_EXCHANGE:
         json_object_update_new(
-            o, json_pack("{s:o,s:s,s:o,s:o}", "from", hex_json(op->from, KN_PK_BYTES), "programme",
-                         op->programme, "to", hex_json(op->to, KN_PK_BYTES), "memo",
-                         op->has_link ? hex_json(op->link, KN_HASH_BYTES) : json_null()));
+            o, json_pack("{s:o,s:s,s:o,s:o,s:I,s:o}", "from", hex_json(op->from, KN_PK_BYTES),
+                         "to_currency", op->counter, "to", hex_json(op->to, KN_PK_BYTES), "mode",
+                         ENUM_JSON(exchange_mode_names, op->mode), "send_max",
+                         (json_int_t)op->limit, "memo", memo_json(op)));
+        break;
+    case LEDGER_OP_SETTLE:
+        json_object_update_new(o, json_pack("{s:s,s:I,s:s}", "creditor", op->counter, "cycle",
+                                            (json_int_t)op->cycle, "ref", op->ref));
+        break;
+    case LEDGER_OP_CLEARING:
+        json_object_set_new(o, "direction", ENUM_JSON(direction_names, op->mode));
         break;
     case LEDGER_OP_REDEEM:
         json_object_update_new(o, json_pack("{s:o,s:s}", "from", hex_json(op->from, KN_PK_BYTES),
@@ -666,6 +1161,16 @@ static json_t *op_json(const ledger_tx *tx, const ledger_op *op)
     case LEDGER_OP_PROGRAMME: op_programme_json(o, &tx->programme_def); break;
     case LEDGER_OP_DISBURSE: op_disburse_json(o, tx, op); break;
     case LEDGER_OP_EXPIRE: json_object_set_new(o, "programme", json_string(op->programme)); break;
+    case LEDGER_OP_RATE:
+        json_object_update_new(o, json_pack("{s:s,s:I,s:I,s:I,s:I}", "quote", op->counter, "num",
+                                            (json_int_t)op->num, "den", (json_int_t)op->den,
+                                            "start_ms", (json_int_t)op->start_ms, "end_ms",
+                                            (json_int_t)op->end_ms));
+        break;
+    case LEDGER_OP_CLOSE:
+        json_object_update_new(o, json_pack("{s:I,s:o}", "cycle", (json_int_t)op->cycle, "netting",
+                                            ENUM_JSON(netting_names, op->mode)));
+        break;
     case LEDGER_OP_GRANT:
     case LEDGER_OP_REVOKE:
     case LEDGER_OP_ACCOUNT: op_party_json(o, op); break;
@@ -914,8 +1419,9 @@ static void get_dashboard(node *n, net_http_req *req)
                      node__dashboard_html_len, NULL);
 }
 
-/* The route of a /v1/ path split into p: accounts and currencies each cover
- * their sub-resources (the metrics count them under one route). */
+/* The route of a /v1/ path split into p: accounts, currencies, cycles and
+ * reports each cover their sub-resources (the metrics count them under one
+ * route). */
 static enum node_api_route route_of_v1(const api_path *p)
 {
     if (seg_is(p, 0, "txs") && p->n == 2) return NODE_ROUTE_TXS_GET;
@@ -924,6 +1430,9 @@ static enum node_api_route route_of_v1(const api_path *p)
         return NODE_ROUTE_ACCOUNTS;
     if (seg_is(p, 0, "currencies") && (p->n <= 2 || seg_is(p, 2, "programmes")))
         return NODE_ROUTE_CURRENCIES;
+    if (seg_is(p, 0, "rates") && p->n == 1) return NODE_ROUTE_RATES;
+    if (seg_is(p, 0, "cycles") && p->n <= 2) return NODE_ROUTE_CYCLES;
+    if (seg_is(p, 0, "reports") && p->n <= 2) return NODE_ROUTE_REPORTS;
     return NODE_ROUTE_OTHER;
 }
 
@@ -967,6 +1476,9 @@ void node__api_handle(void *ctx, net_http_req *req)
     case NODE_ROUTE_ACCOUNTS: with_read_txn(n, req, get_accounts, &p); break;
     case NODE_ROUTE_CURRENCIES: with_read_txn(n, req, get_currencies, &p); break;
     case NODE_ROUTE_BLOCKS: with_read_txn(n, req, get_block, &p); break;
+    case NODE_ROUTE_RATES: with_read_txn(n, req, get_rates, &p); break;
+    case NODE_ROUTE_CYCLES: with_read_txn(n, req, get_cycles, &p); break;
+    case NODE_ROUTE_REPORTS: with_read_txn(n, req, get_reports, &p); break;
     case NODE_ROUTE_METRICS: get_metrics(n, req); break;
     case NODE_ROUTE_DASHBOARD: get_dashboard(n, req); break;
     case NODE_ROUTE_EVENTS: node__events_subscribe(n, req); break;

@@ -67,6 +67,10 @@ int cmd_currencies(int argc, char **argv);
 int cmd_currency(int argc, char **argv);
 int cmd_programmes(int argc, char **argv);
 int cmd_programme(int argc, char **argv);
+int cmd_rates(int argc, char **argv);
+int cmd_cycles(int argc, char **argv);
+int cmd_cycle(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* ---------------------------------------------------------------- messages, arguments */
 

@@ -38,6 +38,15 @@ static const command commands[] = {
     {"reverse", "send (part of) a transfer back", cmd_transaction},
     {"clawback", "take money back (issuer quorum and an auditor)", cmd_transaction},
     {"expire", "return an ended programme's unspent aid", cmd_transaction},
+    {"rate-set", "set the exchange rate of a pair of currencies (consortium quorum)",
+     cmd_transaction},
+    {"exchange", "pay into another currency through the clearing accounts", cmd_transaction},
+    {"clearing-fund", "move money from the treasury to the clearing account (issuer quorum)",
+     cmd_transaction},
+    {"clearing-return", "move money from the clearing account to the treasury (issuer quorum)",
+     cmd_transaction},
+    {"cycle-close", "close the open settlement cycle (consortium quorum)", cmd_transaction},
+    {"settle", "record the off-ledger payment of a cycle's obligation", cmd_transaction},
     /* Reads (query.c). */
     {"account", "show a key's accounts, balances and roles", cmd_account},
     {"history", "show a key's movements, newest first", cmd_history},
@@ -48,6 +57,10 @@ static const command commands[] = {
     {"currency", "show a currency: rules, figures, admins and programmes", cmd_currency},
     {"programmes", "list a currency's aid programmes", cmd_programmes},
     {"programme", "show an aid programme and its figures", cmd_programme},
+    {"rates", "list the exchange rates and whether each is in force", cmd_rates},
+    {"cycles", "list the settlement cycles", cmd_cycles},
+    {"cycle", "show a settlement cycle: positions and obligations", cmd_cycle},
+    {"report", "show a currency's figures over a period (or every currency's)", cmd_report},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

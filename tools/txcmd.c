@@ -61,6 +61,8 @@ enum opt_id {
     O_EARLY_DAYS,
     O_DEMURRAGE_BPS,
     O_DEMURRAGE_PERIOD_MS,
+    O_QUOTE,
+    O_RATE,
     O_ID,
     O_BUDGET,
     O_START,
@@ -73,6 +75,13 @@ enum opt_id {
     O_P2P,
     O_GRACE_MS,
     O_GRACE_DAYS,
+    O_TO_CURRENCY,
+    O_DELIVER,
+    O_SEND_MAX,
+    O_CYCLE,
+    O_NETTING,
+    O_DEBTOR,
+    O_CREDITOR,
     /* Every command takes these. */
     O_NODE,
     O_WAIT,
@@ -106,6 +115,7 @@ static const opt_def opt_defs[O_COUNT] = {
     [O_REF] = {"ref", true, 0, "--ref TEXT              reference, at most 64 bytes"},
     [O_TO] = {"to", true, LEDGER_PAYEES_MAX,
               "--to PUBKEY             the payee (transfer: a public key or 'treasury';\n"
+              "                          exchange: a public key;\n"
               "                          disburse: PUBKEY:AMOUNT, once per beneficiary)"},
     [O_PROGRAMME] = {"programme", true, 0, "--programme ID          aid programme id"},
     [O_BATCH] = {"batch", true, 0,
@@ -159,7 +169,9 @@ static const opt_def opt_defs[O_COUNT] = {
     [O_START_MS] = {"start-ms", true, 0,
                     "--start-ms T            start, ms since the epoch (block time)"},
     [O_END_MS] = {"end-ms", true, 0, "--end-ms T              end, ms since the epoch"},
-    [O_DAYS] = {"days", true, 0, "--days D                end D days after the start"},
+    [O_DAYS] = {"days", true, 0,
+                "--days D                end D days after the start (rate-set: after the\n"
+                "                          last block's time)"},
     [O_CAP] = {"cap", true, 0,
                "--cap MINOR             per beneficiary per period (default 0: none)"},
     [O_PERIOD_MS] = {"period-ms", true, 0,
@@ -170,6 +182,22 @@ static const opt_def opt_defs[O_COUNT] = {
     [O_GRACE_MS] = {"grace-ms", true, 0,
                     "--grace-ms N            time after the end before expiry (default 0)"},
     [O_GRACE_DAYS] = {"grace-days", true, 0, "--grace-days D          grace period in days"},
+    [O_QUOTE] = {"quote", true, 0,
+                 "--quote CODE|EUR        the quote currency, or EUR for the unit of account"},
+    [O_RATE] = {"rate", true, 0,
+                "--rate NUM/DEN          a minor unit of the base is NUM/DEN minor units of the\n"
+                "                          quote (integers 1..10^12)"},
+    [O_TO_CURRENCY] = {"to-currency", true, 0,
+                       "--to-currency CODE      the currency the payee receives"},
+    [O_DELIVER] = {"deliver", false, 0,
+                   "--deliver               --amount is what arrives (default: what is paid)"},
+    [O_SEND_MAX] = {"send-max", true, 0,
+                    "--send-max MINOR        with --deliver: pay at most this much"},
+    [O_CYCLE] = {"cycle", true, 0, "--cycle N               settlement cycle number"},
+    [O_NETTING] = {"netting", true, 0,
+                   "--netting MODE          bilateral or multilateral (default multilateral)"},
+    [O_DEBTOR] = {"debtor", true, 0, "--debtor CODE           the currency whose city pays"},
+    [O_CREDITOR] = {"creditor", true, 0, "--creditor CODE         the currency whose city is paid"},
     [O_NODE] = {"node", true, 0, "--node URL              node API (default " CLI_NODE_DEFAULT ")"},
     [O_WAIT] = {"wait", false, 0,
                 "--wait                  wait until committed and show the result"},
@@ -191,7 +219,8 @@ typedef struct tx_args tx_args;
 typedef struct tx_command {
     const char *name;
     uint8_t kind;        /* enum ledger_op_kind */
-    uint32_t action;     /* account commands: enum ledger_account_action */
+    uint32_t action;     /* account commands: enum ledger_account_action;
+                            clearing commands: enum ledger_clearing_direction */
     uint8_t n_pos;       /* positional arguments */
     bool signer_is_from; /* op.from is the first --key: transfer, redeem, close-account */
     uint64_t opts;       /* options beyond the common ones */
@@ -221,9 +250,12 @@ struct tx_args {
     const char *chain_id; /* NULL: ask the node */
     uint64_t nonce, expiry_blocks;
     bool nonce_given, wait, json;
-    /* transfer --memo */
+    /* transfer and exchange --memo */
     bool has_memo;
     uint8_t memo_salt[MEMO_SALT_BYTES];
+    /* rate-set --days: op.end_ms holds the days in ms until the last block's
+     * time is known (fetch_chain asks the node). */
+    bool end_from_block;
 };
 
 /* ---------------------------------------------------------------- reporting */
@@ -342,10 +374,22 @@ static void fill_generic(tx_args *a, ledger_tx *tx)
     const tx_command *cmd = a->cmd;
     op->kind = cmd->kind;
     if (cmd->kind == LEDGER_OP_ACCOUNT) op->role = cmd->action;
+    if (cmd->kind == LEDGER_OP_CLEARING) op->mode = (uint8_t)cmd->action;
     get_code(a, O_CURRENCY, op->currency);
+    get_code(a, O_DEBTOR, op->currency);
+    get_code(a, O_QUOTE, op->counter);
+    get_code(a, O_TO_CURRENCY, op->counter);
+    get_code(a, O_CREDITOR, op->counter);
+    /* rate, exchange and settle name two currencies, which the ledger wants distinct. */
+    int counter_id = has(a, O_QUOTE) ? O_QUOTE : has(a, O_TO_CURRENCY) ? O_TO_CURRENCY : O_CREDITOR;
+    if (!a->status && op->counter[0] && strcmp(op->currency, op->counter) == 0)
+        usage(a, "--%s must be another currency", opt_defs[counter_id].name);
     get_u64(a, O_AMOUNT, 1, INT64_MAX, &op->amount);
+    get_u64(a, O_SEND_MAX, 1, INT64_MAX, &op->limit);
+    get_u64(a, O_CYCLE, 1, INT64_MAX, &op->cycle);
     get_id(a, O_PROGRAMME, op->programme);
-    get_text(a, O_REF, cmd->kind == LEDGER_OP_ISSUE, LEDGER_REF_MAX, op->ref);
+    bool ref_needed = cmd->kind == LEDGER_OP_ISSUE || cmd->kind == LEDGER_OP_SETTLE;
+    get_text(a, O_REF, ref_needed, LEDGER_REF_MAX, op->ref);
     get_text(a, O_PAYOUT_REF, 1, LEDGER_REF_MAX, op->ref);
     get_text(a, O_CASE, 1, LEDGER_REF_MAX, op->ref);
     get_text(a, O_BATCH, 1, LEDGER_BATCH_MAX, op->ref);
@@ -504,18 +548,9 @@ static void fill_issue(tx_args *a, ledger_tx *tx)
     get_pk(a, val(a, O_TO), "--to", pay->to);
 }
 
-static void fill_transfer(tx_args *a, ledger_tx *tx)
+/* --memo TEXT: the operation carries a salted hash of it (transfer, exchange). */
+static void fill_memo(tx_args *a, ledger_op *op)
 {
-    ledger_op *op = &tx->ops[0];
-    const char *to = val(a, O_TO);
-    if (treasury_pays(a) && strcmp(val(a, O_FROM), "treasury") != 0)
-        usage(a, "a transfer's --from can only be 'treasury' (otherwise the payer is the key)");
-    else if (treasury_pays(a) && has(a, O_PROGRAMME))
-        usage(a, "the treasury pays from no programme");
-    else if (a->count[O_TO] > 1)
-        usage(a, "a transfer has one --to");
-    else if (strcmp(to, "treasury") != 0)
-        get_pk(a, to, "--to", op->to);
     const char *memo = val(a, O_MEMO);
     if (a->status || !memo) return;
     size_t n = strlen(memo);
@@ -532,6 +567,71 @@ static void fill_transfer(tx_args *a, ledger_tx *tx)
     kn_hash(op->link, MEMO_DOMAIN, input, MEMO_SALT_BYTES + n);
     op->has_link = true;
     a->has_memo = true;
+}
+
+static void fill_transfer(tx_args *a, ledger_tx *tx)
+{
+    ledger_op *op = &tx->ops[0];
+    const char *to = val(a, O_TO);
+    if (treasury_pays(a) && strcmp(val(a, O_FROM), "treasury") != 0)
+        usage(a, "a transfer's --from can only be 'treasury' (otherwise the payer is the key)");
+    else if (treasury_pays(a) && has(a, O_PROGRAMME))
+        usage(a, "the treasury pays from no programme");
+    else if (a->count[O_TO] > 1)
+        usage(a, "a transfer has one --to");
+    else if (strcmp(to, "treasury") != 0)
+        get_pk(a, to, "--to", op->to);
+    fill_memo(a, op);
+}
+
+/* --rate NUM/DEN: both integers from 1 to LEDGER_RATE_TERM_MAX. */
+static void get_rate(tx_args *a, ledger_op *op)
+{
+    const char *rate = val(a, O_RATE);
+    if (a->status || !rate) return;
+    const char *slash = strchr(rate, '/');
+    char num[24];
+    size_t n = slash ? (size_t)(slash - rate) : sizeof num;
+    if (n < sizeof num) snprintf(num, sizeof num, "%.*s", (int)n, rate);
+    if (n >= sizeof num || cli_parse_u64(num, 1, LEDGER_RATE_TERM_MAX, &op->num) ||
+        cli_parse_u64(slash + 1, 1, LEDGER_RATE_TERM_MAX, &op->den))
+        usage(a, "--rate must be NUM/DEN, two integers from 1 to %" PRIu64,
+              (uint64_t)LEDGER_RATE_TERM_MAX);
+}
+
+static void fill_rate(tx_args *a, ledger_tx *tx)
+{
+    ledger_op *op = &tx->ops[0];
+    get_rate(a, op);
+    get_u64(a, O_START_MS, 0, INT64_MAX, &op->start_ms);
+    if (!get_ms_or_days(a, O_END_MS, O_DAYS, &op->end_ms)) usage(a, "give --end-ms T or --days D");
+    a->end_from_block = has(a, O_DAYS);
+    if (!a->status && !a->end_from_block && op->end_ms <= op->start_ms)
+        usage(a, "the end must come after the start");
+}
+
+static void fill_exchange(tx_args *a, ledger_tx *tx)
+{
+    ledger_op *op = &tx->ops[0];
+    op->mode = has(a, O_DELIVER) ? LEDGER_EXCHANGE_DELIVER : LEDGER_EXCHANGE_SEND;
+    if (has(a, O_SEND_MAX) && !has(a, O_DELIVER))
+        usage(a, "--send-max goes only with --deliver (without it --amount is what is paid)");
+    else if (a->count[O_TO] > 1)
+        usage(a, "an exchange has one --to");
+    get_pk(a, val(a, O_TO), "--to", op->to);
+    fill_memo(a, op);
+}
+
+static void fill_close(tx_args *a, ledger_tx *tx)
+{
+    const char *netting = val(a, O_NETTING);
+    ledger_op *op = &tx->ops[0];
+    op->mode = LEDGER_NETTING_MULTILATERAL;
+    if (!netting || strcmp(netting, "multilateral") == 0) return;
+    if (strcmp(netting, "bilateral") == 0)
+        op->mode = LEDGER_NETTING_BILATERAL;
+    else
+        usage(a, "--netting must be bilateral or multilateral");
 }
 
 /* One beneficiary: a public key and an amount, each given as text. */
@@ -713,6 +813,53 @@ static const tx_command tx_commands[] = {
      "Returns an ended programme's unspent aid to the treasury, after its grace period.\n"
      "Signed by a programme manager or an issuer admin.",
      NULL},
+    {"rate-set", LEDGER_OP_RATE, 0, 0, false,
+     K | CUR | B(O_QUOTE) | B(O_RATE) | B(O_START_MS) | B(O_END_MS) | B(O_DAYS),
+     K | CUR | B(O_QUOTE) | B(O_RATE),
+     "--currency BASE --quote CODE|EUR --rate NUM/DEN [--start-ms T]\n"
+     "         (--end-ms T | --days D) --key FILE...",
+     "Sets the exchange rate of a pair: a minor unit of BASE is NUM/DEN minor units of\n"
+     "the quote currency (euro cents with --quote EUR), in force for block times from\n"
+     "--start-ms (default 0) until the end. A new rate for the pair replaces the old\n"
+     "one; the other direction is a rate of its own. Signed by the consortium quorum.",
+     fill_rate},
+    {"exchange", LEDGER_OP_EXCHANGE, 0, 0, true,
+     K | CUR | B(O_TO_CURRENCY) | B(O_TO) | AMT | B(O_DELIVER) | B(O_SEND_MAX) | B(O_MEMO),
+     K | CUR | B(O_TO_CURRENCY) | B(O_TO) | AMT,
+     "--currency CODE --to-currency CODE --to PUBKEY --amount MINOR\n"
+     "         [--deliver [--send-max MINOR]] [--memo TEXT] --key FILE",
+     "Pays from the key's main account in one currency to PUBKEY's main account in\n"
+     "another, through the two currencies' clearing accounts at the pair's rate. By\n"
+     "default --amount is what the key pays and what arrives is rounded down; with\n"
+     "--deliver it is what arrives and what is paid is rounded up. Payer and payee are\n"
+     "merchants, SSE entities or clearing agents. Signed by the payer.",
+     fill_exchange},
+    {"clearing-fund", LEDGER_OP_CLEARING, LEDGER_CLEARING_FUND, 0, false, K | CUR | AMT,
+     K | CUR | AMT, "--currency CODE --amount MINOR --key FILE...",
+     "Moves money from the treasury to the currency's clearing account, the float that\n"
+     "pays out exchanges into the currency. Signed by the issuer quorum.",
+     NULL},
+    {"clearing-return", LEDGER_OP_CLEARING, LEDGER_CLEARING_RETURN, 0, false, K | CUR | AMT,
+     K | CUR | AMT, "--currency CODE --amount MINOR --key FILE...",
+     "Moves money from the currency's clearing account back to the treasury. Signed by\n"
+     "the issuer quorum.",
+     NULL},
+    {"cycle-close", LEDGER_OP_CLOSE, 0, 0, false, K | B(O_CYCLE) | B(O_NETTING), K | B(O_CYCLE),
+     "--cycle N [--netting bilateral|multilateral] --key FILE...",
+     "Closes the open settlement cycle N, which fixes its positions and the payments\n"
+     "that settle them, and opens cycle N + 1. Bilateral netting nets each pair of\n"
+     "currencies; multilateral netting settles each currency's net position once.\n"
+     "Signed by the consortium quorum.",
+     fill_close},
+    {"settle", LEDGER_OP_SETTLE, 0, 0, false,
+     K | B(O_CYCLE) | B(O_DEBTOR) | B(O_CREDITOR) | AMT | B(O_REF),
+     K | B(O_CYCLE) | B(O_DEBTOR) | B(O_CREDITOR) | AMT | B(O_REF),
+     "--cycle N --debtor CODE --creditor CODE --amount MINOR --ref TEXT --key FILE",
+     "Records that the debtor currency's city paid the creditor's city one obligation\n"
+     "of the closed cycle N off the ledger (see `koinon cycle N`). --amount is in euro\n"
+     "cents and must be the obligation's; --ref is the payment's reference. Signed by\n"
+     "one issuer admin of the creditor currency.",
+     NULL},
 };
 
 #define N_TX_COMMANDS (sizeof tx_commands / sizeof tx_commands[0])
@@ -810,24 +957,42 @@ static int parse_args(int argc, char **argv, tx_args *a)
 
 /* ---------------------------------------------------------------- signing */
 
-/* The current height and, unless given, the chain id from GET /v1/status. */
-static int fetch_chain(const tx_args *a, char chain_id[KN_CHAIN_ID_MAX + 1], uint64_t *height)
+/* Where the chain stands, as the node's status tells it. */
+typedef struct chain_tip {
+    char chain_id[KN_CHAIN_ID_MAX + 1]; /* --chain-id when given */
+    uint64_t height;
+    uint64_t time_ms; /* of the last block */
+} chain_tip;
+
+static int fetch_chain(const tx_args *a, chain_tip *tip)
 {
     cli_reply r;
     if (cli_get_json(a->node, "/v1/status", false, &r)) return CLI_EXIT_FAIL;
-    int64_t h;
+    int64_t h, time_ms;
     const char *id = a->chain_id ? a->chain_id : cli_jstr(r.json, "chain_id", "");
     int rc = 0;
     if (!cli_jint(r.json, "height", &h) || h < 0)
         rc = cli_fail(KN_EDECODE, "node status at %s has no height", a->node);
+    else if (!cli_jint(r.json, "last_block_time_ms", &time_ms) || time_ms < 0)
+        rc = cli_fail(KN_EDECODE, "node status at %s has no last block time", a->node);
     else if (!id[0] || strlen(id) > KN_CHAIN_ID_MAX)
         rc = cli_fail(KN_EDECODE, "node status at %s has no usable chain_id", a->node);
     else {
-        snprintf(chain_id, KN_CHAIN_ID_MAX + 1, "%s", id);
-        *height = (uint64_t)h;
+        snprintf(tip->chain_id, sizeof tip->chain_id, "%s", id);
+        tip->height = (uint64_t)h;
+        tip->time_ms = (uint64_t)time_ms;
     }
     cli_reply_free(&r);
     return rc;
+}
+
+/* rate-set --days D: the window ends D days after the last block's time. */
+static int end_after_block(const tx_args *a, const chain_tip *tip, ledger_op *op)
+{
+    op->end_ms += tip->time_ms; /* both far below 2^63: no overflow */
+    if (op->end_ms <= op->start_ms)
+        return cli_usage_error(a->usage, "--days D ends before --start-ms");
+    return 0;
 }
 
 /* Loads every --key into keys (the caller wipes them). */
@@ -842,16 +1007,13 @@ static int load_keys(const tx_args *a, kn_keypair *keys, uint32_t *n)
 }
 
 /* Chain id, nonce and expiry, then one signature per key, then the bytes. */
-static int sign_tx(const tx_args *a, const kn_keypair *keys, uint32_t n_keys, ledger_tx *tx,
-                   kn_buf *out)
+static int sign_tx(const tx_args *a, const chain_tip *tip, const kn_keypair *keys, uint32_t n_keys,
+                   ledger_tx *tx, kn_buf *out)
 {
-    char chain_id[KN_CHAIN_ID_MAX + 1] = "";
-    uint64_t height = 0;
-    if (fetch_chain(a, chain_id, &height)) return CLI_EXIT_FAIL;
-    memcpy(tx->chain_id, chain_id, sizeof chain_id);
+    memcpy(tx->chain_id, tip->chain_id, sizeof tip->chain_id);
     tx->nonce = a->nonce;
     if (!a->nonce_given) randombytes_buf(&tx->nonce, sizeof tx->nonce);
-    tx->expiry_height = height + a->expiry_blocks;
+    tx->expiry_height = tip->height + a->expiry_blocks;
     for (uint32_t i = 0; i < n_keys; i++) {
         int rc = ledger_tx_sign(tx, &keys[i]);
         if (rc) return cli_fail(rc, "cannot sign the transaction");
@@ -864,7 +1026,7 @@ static int sign_tx(const tx_args *a, const kn_keypair *keys, uint32_t n_keys, le
 }
 
 /* Builds and signs the transaction: options first (usage errors need no key
- * file), then the keys, then what depends on the signer. */
+ * file), then the keys, then what depends on the signer and on the chain. */
 static int build_tx(tx_args *a, ledger_tx *tx, kn_buf *body)
 {
     memset(tx, 0, sizeof *tx);
@@ -881,7 +1043,10 @@ static int build_tx(tx_args *a, ledger_tx *tx, kn_buf *body)
         memcpy(op->from, keys[0].pk, KN_PK_BYTES);
     if (!rc && op->kind == LEDGER_OP_TRANSFER && memcmp(op->from, op->to, KN_PK_BYTES) == 0)
         rc = cli_fail(KN_ESELFPAY, "--to is the key's own account");
-    if (!rc) rc = sign_tx(a, keys, n_keys, tx, body);
+    chain_tip tip;
+    if (!rc) rc = fetch_chain(a, &tip);
+    if (!rc && a->end_from_block) rc = end_after_block(a, &tip, op);
+    if (!rc) rc = sign_tx(a, &tip, keys, n_keys, tx, body);
     for (uint32_t i = 0; i < n_keys; i++)
         kn_keypair_wipe(&keys[i]);
     return rc;

@@ -206,13 +206,14 @@ typedef struct ledger_payee {
  * rest stay zero. */
 typedef struct ledger_op {
     uint8_t kind;                        /* enum ledger_op_kind */
-    char currency[LEDGER_CODE_MAX + 1];  /* all but grant/revoke of consortium admins ("") */
+    char currency[LEDGER_CODE_MAX + 1];  /* "" for grant/revoke of consortium admins and for
+                                            close; settle: the debtor's currency */
     char programme[LEDGER_ID_MAX + 1];   /* transfer (payer's), fund, disburse, clawback, expire */
     uint8_t from[KN_PK_BYTES];           /* transfer and redeem: payer; grant, revoke,
                                             account, clawback: the subject */
     uint8_t to[KN_PK_BYTES];             /* transfer: payee (all zero: the treasury) */
     uint64_t amount;                     /* minor units, > 0 where an amount is moved;
-                                            grant: the SSE credit limit */
+                                            grant: the SSE credit limit; settle: euro cents */
     uint32_t role;                       /* grant, revoke: enum ledger_role;
                                             account: enum ledger_account_action;
                                             reverse: the original's op index */
@@ -484,7 +485,9 @@ typedef struct ledger_rate {
     uint64_t start_ms, end_ms;
     uint64_t set_height; /* the height of the block that set it */
 } ledger_rate;
-/* KN_ENOTFOUND when no rate was ever set for the pair. */
+/* KN_ENOTFOUND when no rate was ever set for the pair (an exchange over it is
+ * refused with KN_EUNKNOWNPAIR). Rates list in key order: base code by
+ * length then bytes, then quote likewise. */
 KN_MUST int ledger_rate_get(store_txn *t, const char *base, const char *quote, ledger_rate *out);
 KN_MUST int ledger_rates_each(store_txn *t, void (*cb)(void *ctx, const ledger_rate *r),
                               void *ctx);
@@ -515,7 +518,7 @@ KN_MUST int ledger_cycle_current(store_txn *t, uint64_t *number);
 KN_MUST int ledger_cycle_get(store_txn *t, uint64_t number, ledger_cycle *out);
 /* Net position of each currency with exchanges in the cycle, in the unit of
  * account: positive is owed to the currency's city, negative owed by it. They
- * sum to zero. */
+ * sum to zero. In key order: codes by length, then bytes. */
 KN_MUST int ledger_cycle_positions_each(store_txn *t, uint64_t number,
                                         void (*cb)(void *ctx, const char *code, int64_t position),
                                         void *ctx);
