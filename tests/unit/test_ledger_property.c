@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "node/ledger/ledger.h"
+#include "tests/unit/ledger_fixture.h"
 
 #define CHAIN "koinon-property"
 #define MAP_BYTES (256ull << 20)
@@ -35,34 +36,6 @@
 #define TRANSFERS_KEPT 256
 #define CODES_MAX 8
 #define PROGRAMMES_MAX 256
-
-/* ---------------------------------------------------------------- randomness */
-
-static uint64_t rng_state;
-
-static uint64_t splitmix64(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, n). */
-static uint64_t rnd(uint64_t n)
-{
-    return n ? splitmix64() % n : 0;
-}
-
-static bool chance(unsigned percent)
-{
-    return rnd(100) < percent;
-}
-
-static uint64_t rnd_between(uint64_t lo, uint64_t hi)
-{
-    return lo + rnd(hi - lo + 1);
-}
 
 /* ---------------------------------------------------------------- the world */
 
@@ -117,22 +90,6 @@ typedef struct sim {
 } sim;
 
 static sim S;
-
-static const char *tmp_root(void)
-{
-    const char *d = getenv("TMPDIR");
-    return d && *d ? d : "/tmp";
-}
-
-static uint64_t env_u64(const char *name, uint64_t fallback)
-{
-    const char *v = getenv(name);
-    if (!v || !*v) return fallback;
-    char *end;
-    unsigned long long n = strtoull(v, &end, 0);
-    if (*end) fail_msg("%s=%s is not a number", name, v);
-    return n;
-}
 
 static void add_admin(ledger_currency *c, int k)
 {
@@ -595,37 +552,11 @@ static void tally(store_txn *t, const ledger_tx *txs, uint32_t n)
     }
 }
 
+_Static_assert(TXS_PER_BLOCK_MAX <= FIXTURE_BLOCK_TXS_MAX, "a block of this test fits the fixture");
+
 static void execute(const ledger_tx *txs, uint32_t n, kn_buf *bytes)
 {
-    store_txn *t;
-    ledger_chain ch;
-    assert_int_equal(store_begin(S.env, false, &t), 0);
-    assert_int_equal(ledger_chain_get(t, &ch), 0);
-    store_abort(t);
-    ledger_header h = {.height = ch.height + 1, .time_ms = S.time_ms};
-    strcpy(h.chain_id, CHAIN);
-    memcpy(h.prev_id, ch.last_block_id, KN_HASH_BYTES);
-    memcpy(h.state_hash, ch.state_hash, KN_HASH_BYTES);
-    ledger_slice slices[TXS_PER_BLOCK_MAX];
-    uint8_t ids[TXS_PER_BLOCK_MAX][KN_HASH_BYTES], block_id[KN_HASH_BYTES];
-    for (uint32_t i = 0; i < n; i++) {
-        slices[i] = (ledger_slice){bytes[i].data, bytes[i].len};
-        memcpy(ids[i], txs[i].id, KN_HASH_BYTES);
-    }
-    kn_buf block = {0};
-    ledger_slice no_cert = {NULL, 0};
-    ledger_block_build(&h, slices, (const uint8_t(*)[KN_HASH_BYTES])ids, n, &no_cert, &block,
-                       block_id);
-    ledger_block_view v;
-    assert_int_equal(ledger_block_decode(block.data, block.len, &v), 0);
-    static const uint8_t cert[1] = {0xc0};
-    assert_int_equal(store_begin(S.env, true, &t), 0);
-    assert_int_equal(ledger_block_execute(t, &v, block.data, block.len, txs, cert, 1), 0);
-    ledger_check_invariants(t);
-    tally(t, txs, n);
-    assert_int_equal(store_commit(t), 0);
-    ledger_block_view_free(&v);
-    kn_buf_free(&block);
+    exec_encoded_block(S.env, CHAIN, S.time_ms, txs, bytes, n, tally);
 }
 
 /* ---------------------------------------------------------------- independent checks */
@@ -866,12 +797,7 @@ static int group_setup(void **state)
 {
     assert_int_equal(kn_crypto_init(), 0);
     kn_log_setup(KN_LOG_ERROR, false);
-    for (int k = 0; k < K_N; k++) {
-        uint8_t seed[crypto_sign_SEEDBYTES] = {0};
-        seed[0] = (uint8_t)(k + 1);
-        seed[1] = 0x9f;
-        crypto_sign_seed_keypair(keys[k].pk, keys[k].sk, seed);
-    }
+    fixed_keys(keys, K_N, 0x9f);
     return 0;
 }
 

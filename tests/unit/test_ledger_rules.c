@@ -2,7 +2,8 @@
  * of its rejection paths (the exact error, and the whole ledger state
  * byte-for-byte unchanged) and its accepted cases (the exact balances and
  * figures afterwards); decoding and verification rejections; demurrage and fee
- * arithmetic; statistics and the account history.
+ * arithmetic; exchange between cities, its rounding, settlement cycles and
+ * their netting; statistics and the account history.
  *
  * One world is built once (genesis plus the setup below, committed). Each case
  * runs in its own write transaction on top of it: an optional extra setup, the
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "node/ledger/ledger.h"
+#include "tests/unit/ledger_fixture.h"
 
 #define CHAIN "koinon-rules"
 #define MAP_BYTES (64ull << 20)
@@ -103,6 +105,9 @@ static void currency_template(const char *code, ledger_currency *c)
     } else if (!strcmp(code, "MUT")) {
         c->flags = LEDGER_CUR_MUTUAL_CREDIT;
         add_admin(c, K_IB);
+    } else if (!strcmp(code, "TRN") || !strcmp(code, "BCN")) { /* other cities */
+        c->flags = LEDGER_CUR_FREEZABLE;
+        add_admin(c, K_IB);
     } else if (!strcmp(code, "MC2")) {
         c->flags = LEDGER_CUR_MUTUAL_CREDIT;
         add_admin(c, K_IA1);
@@ -178,6 +183,12 @@ typedef struct op_spec {
         int key;
         uint64_t amount;
     } pay[3]; /* disburse */
+    const char *counter;  /* rate: quote; exchange: receiver's currency; settle: creditor */
+    uint64_t num, den;    /* rate */
+    uint64_t start, end;  /* rate window */
+    uint64_t limit;       /* exchange: send-max */
+    uint64_t cycle;       /* close, settle */
+    uint8_t mode;         /* exchange mode, netting, clearing direction */
 } op_spec;
 
 #define ISSUE(c, a) {.kind = LEDGER_OP_ISSUE, .code = c, .amount = a, .ref = "reserve-att-1"}
@@ -194,6 +205,24 @@ typedef struct op_spec {
 #define REVERSE(c, o, i, a) {.kind = LEDGER_OP_REVERSE, .code = c, .orig = o, .role = i, .amount = a, .ref = "rev-1"}
 #define CLAWBACK(c, s, p, a) {.kind = LEDGER_OP_CLAWBACK, .code = c, .subject = s, .prog = p, .amount = a, .ref = "case-1"}
 #define EXPIRE(c, p) {.kind = LEDGER_OP_EXPIRE, .code = c, .prog = p}
+#define RATE(b, q, n, d, s, e)                                                             \
+    {.kind = LEDGER_OP_RATE, .code = b, .counter = q, .num = n, .den = d, .start = s, .end = e}
+#define XSEND(a, f, b, r, amt)                                                             \
+    {.kind = LEDGER_OP_EXCHANGE, .code = a, .subject = f, .counter = b, .to = r,           \
+     .mode = LEDGER_EXCHANGE_SEND, .amount = amt}
+#define XDELIVER(a, f, b, r, amt, max)                                                     \
+    {.kind = LEDGER_OP_EXCHANGE, .code = a, .subject = f, .counter = b, .to = r,           \
+     .mode = LEDGER_EXCHANGE_DELIVER, .amount = amt, .limit = max}
+#define CYCLE_CLOSE(n, net) {.kind = LEDGER_OP_CLOSE, .code = "", .cycle = n, .mode = net}
+#define SETTLE(debtor, creditor, n, amt)                                                   \
+    {.kind = LEDGER_OP_SETTLE, .code = debtor, .counter = creditor, .cycle = n,           \
+     .amount = amt, .ref = "wire-1"}
+#define CLEARING_FUND(c, a)                                                                \
+    {.kind = LEDGER_OP_CLEARING, .code = c, .mode = LEDGER_CLEARING_FUND, .amount = a}
+#define CLEARING_RETURN(c, a)                                                              \
+    {.kind = LEDGER_OP_CLEARING, .code = c, .mode = LEDGER_CLEARING_RETURN, .amount = a}
+#define BILATERAL LEDGER_NETTING_BILATERAL
+#define MULTILATERAL LEDGER_NETTING_MULTILATERAL
 
 #define R_CONS LEDGER_ROLE_CONSORTIUM_ADMIN
 #define R_ISSUER LEDGER_ROLE_ISSUER_ADMIN
@@ -217,6 +246,14 @@ static void add_op(ledger_tx *tx, const op_spec *s)
     if (s->to) memcpy(op->to, pk_of(s->to), KN_PK_BYTES);
     op->amount = s->amount;
     op->role = s->role;
+    snprintf(op->counter, sizeof op->counter, "%s", s->counter ? s->counter : "");
+    op->num = s->num;
+    op->den = s->den;
+    op->start_ms = s->start;
+    op->end_ms = s->end;
+    op->limit = s->limit;
+    op->cycle = s->cycle;
+    op->mode = s->mode;
     switch (s->kind) {
     case LEDGER_OP_CURRENCY:
         currency_template(op->currency, &tx->currency_def);
@@ -237,6 +274,7 @@ static void add_op(ledger_tx *tx, const op_spec *s)
         else memset(op->link, 0xee, KN_HASH_BYTES);
         break;
     case LEDGER_OP_TRANSFER:
+    case LEDGER_OP_EXCHANGE:
         op->has_link = s->memo;
         if (s->memo) kn_hash(op->link, "memo", "lunch, salt 7f3a", 16);
         break;
@@ -334,26 +372,6 @@ static int64_t supply(store_txn *t, const char *code)
     return s;
 }
 
-/* A digest of every key and value of the ledger state. */
-static void state_digest(store_txn *t, uint8_t out[KN_HASH_BYTES])
-{
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, KN_HASH_BYTES);
-    store_iter *it;
-    const uint8_t *k, *v;
-    size_t kl, vl;
-    assert_int_equal(store_iter_open(t, STORE_STATE, "", 0, NULL, 0, &it), 0);
-    while (store_iter_next(it, &k, &kl, &v, &vl)) {
-        uint64_t lens[2] = {kl, vl};
-        crypto_generichash_update(&st, (const uint8_t *)lens, sizeof lens);
-        crypto_generichash_update(&st, k, kl);
-        crypto_generichash_update(&st, v, vl);
-    }
-    store_iter_close(it);
-    assert_int_equal(store_error(t), 0);
-    crypto_generichash_final(&st, out, KN_HASH_BYTES);
-}
-
 /* ---------------------------------------------------------------- the world */
 
 static void make_genesis(ledger_genesis *g)
@@ -437,12 +455,6 @@ static void world_mut(store_txn *t)
     DO(t, TS, PAY("MUT", K_SSE, "", K_CLR, 300), K_SSE);
 }
 
-static const char *tmp_root(void)
-{
-    const char *d = getenv("TMPDIR");
-    return d && *d ? d : "/tmp";
-}
-
 static void open_store(world *w)
 {
     snprintf(w->dir, sizeof w->dir, "%s/koinon-rules-XXXXXX", tmp_root());
@@ -471,12 +483,8 @@ static int group_setup(void **state)
 {
     assert_int_equal(kn_crypto_init(), 0);
     kn_log_setup(KN_LOG_ERROR, false);
-    for (int k = 1; k < K_ZERO; k++) { /* fixed keys: the same run every time */
-        uint8_t seed[crypto_sign_SEEDBYTES] = {0};
-        seed[0] = (uint8_t)k;
-        seed[1] = 0x5e;
-        crypto_sign_seed_keypair(keys[k].pk, keys[k].sk, seed);
-    }
+    /* Key k from the seed {k, 0x5e}; K_NONE and K_ZERO are no key pairs. */
+    fixed_keys(keys + K_ADM1, K_ZERO - K_ADM1, 0x5e);
     open_store(&W);
     store_txn *t;
     assert_int_equal(store_begin(W.env, true, &t), 0);
@@ -1969,6 +1977,980 @@ static void mutual_credit_rules(void **state)
     RUN(cases);
 }
 
+/* ---------------------------------------------------------------- between cities: setups */
+
+/* TRN, a second city (issuer IB, freezable): BOOK is a merchant there, SSE an
+ * sse entity and CLR a clearing agent; HOLD2 holds 10 TRN without a role.
+ * BOOK holds 1000 TRN. The clearing floats: GRAMA 10000 (its treasury drops
+ * to 82000), TRN 10000, MUT 1000 (issued for it). Rates in force from TS to
+ * T_END: GRAMA->TRN 3/2, TRN->GRAMA 2/3, MUT->GRAMA 1/1, GRAMA->MUT 1/1, and
+ * to the unit of account GRAMA->EUR 9/10, TRN->EUR 3/5; MUT has none. */
+static void s_fx(store_txn *t)
+{
+    DO(t, TC, CURRENCY("TRN"), K_ADM1, K_ADM2);
+    DO(t, TC, GRANT("TRN", R_MERCH, K_BOOK, "books", 0), K_IB);
+    DO(t, TC, GRANT("TRN", R_SSE, K_SSE, "", 0), K_IB);
+    DO(t, TC, GRANT("TRN", R_CLR, K_CLR, "", 0), K_IB);
+    DO(t, TC, ISSUE("TRN", 100000), K_IB);
+    DO(t, TC, PAY("TRN", K_ZERO, "", K_BOOK, 1000), K_IB);
+    DO(t, TC, PAY("TRN", K_ZERO, "", K_HOLD2, 10), K_IB);
+    DO(t, TC, ISSUE("MUT", 1000), K_IB);
+    DO(t, TC, CLEARING_FUND("GRAMA", 10000), K_IA1, K_IA2);
+    DO(t, TC, CLEARING_FUND("TRN", 10000), K_IB);
+    DO(t, TC, CLEARING_FUND("MUT", 1000), K_IB);
+    DO(t, TC, RATE("GRAMA", "TRN", 3, 2, TS, T_END), K_ADM1, K_ADM2);
+    DO(t, TC, RATE("TRN", "GRAMA", 2, 3, TS, T_END), K_ADM1, K_ADM2);
+    DO(t, TC, RATE("MUT", "GRAMA", 1, 1, TS, T_END), K_ADM1, K_ADM2);
+    DO(t, TC, RATE("GRAMA", "MUT", 1, 1, TS, T_END), K_ADM1, K_ADM2);
+    DO(t, TC, RATE("GRAMA", LEDGER_UNIT, 9, 10, TS, T_END), K_ADM1, K_ADM2);
+    DO(t, TC, RATE("TRN", LEDGER_UNIT, 3, 5, TS, T_END), K_ADM1, K_ADM2);
+}
+
+static void s_fx_pair_later(store_txn *t)
+{
+    s_fx(t);
+    DO(t, TC, RATE("GRAMA", "TRN", 3, 2, TC + HOUR, T_END), K_ADM1, K_ADM2);
+}
+
+static void s_fx_pair_ending(store_txn *t)
+{
+    s_fx(t);
+    DO(t, TC, RATE("GRAMA", "TRN", 3, 2, TS, TC + HOUR), K_ADM1, K_ADM2);
+}
+
+static void s_fx_eur_later(store_txn *t)
+{
+    s_fx(t);
+    DO(t, TC, RATE("GRAMA", LEDGER_UNIT, 9, 10, TC + HOUR, T_END), K_ADM1, K_ADM2);
+}
+
+static void s_fx_eur_ending(store_txn *t)
+{
+    s_fx(t);
+    DO(t, TC, RATE("GRAMA", LEDGER_UNIT, 9, 10, TS, TC + HOUR), K_ADM1, K_ADM2);
+}
+
+static void s_fx_ben1_main(store_txn *t)
+{
+    s_fx(t);
+    s_food_pays_ben1(t);
+}
+
+static void s_fx_clr_paid(store_txn *t)
+{
+    s_fx(t);
+    s_hold1_pays_clr_100(t);
+}
+
+/* TRN's float down to 10. */
+static void s_fx_low_float(store_txn *t)
+{
+    s_fx(t);
+    DO(t, TC, CLEARING_RETURN("TRN", 9990), K_IB);
+}
+
+static void s_fx_freeze_food(store_txn *t)
+{
+    s_fx(t);
+    s_freeze_food(t);
+}
+
+static void s_fx_freeze_book(store_txn *t)
+{
+    s_fx(t);
+    DO(t, TC, FREEZE("TRN", K_BOOK), K_IB);
+}
+
+static void s_fx_dem_float(store_txn *t)
+{
+    s_fx(t);
+    DO(t, TC, CLEARING_FUND("DEM", 1000), K_IB);
+}
+
+/* Cycle 1: FOOD sends 10 GRAMA to BOOK (worth floor(10 * 9/10) = 9: GRAMA
+ * owes TRN 9), BOOK sends 100 TRN to FOOD (floor(100 * 3/5) = 60: TRN owes
+ * GRAMA 60). Positions GRAMA -9 + 60 = +51, TRN +9 - 60 = -51. */
+static void s_fx_traded(store_txn *t)
+{
+    s_fx(t);
+    DO(t, TC, XSEND("GRAMA", K_FOOD, "TRN", K_BOOK, 10), K_FOOD);
+    DO(t, TC, XSEND("TRN", K_BOOK, "GRAMA", K_FOOD, 100), K_BOOK);
+}
+
+/* Either netting gives one obligation: TRN pays GRAMA 51. */
+static void s_fx_closed(store_txn *t)
+{
+    s_fx_traded(t);
+    DO(t, TC, CYCLE_CLOSE(1, BILATERAL), K_ADM1, K_ADM2);
+}
+
+static void s_fx_settled(store_txn *t)
+{
+    s_fx_closed(t);
+    DO(t, TC, SETTLE("TRN", "GRAMA", 1, 51), K_IA1);
+}
+
+static void s_closed_empty(store_txn *t)
+{
+    DO(t, TC, CYCLE_CLOSE(1, MULTILATERAL), K_ADM1, K_ADM2);
+}
+
+/* BCN, a third city (issuer IB): HOLD2 is a merchant there with 100 BCN; its
+ * float is 1000. Rates TRN->BCN 1/1, BCN->GRAMA 1/1, BCN->EUR 1/1. Then a
+ * circle worth 10 cents each way:
+ *   FOOD sends 12 GRAMA to BOOK:  gets 18 TRN, worth floor(12 * 9/10) = 10
+ *   BOOK sends 17 TRN to HOLD2:   gets 17 BCN, worth floor(17 * 3/5) = 10
+ *   HOLD2 sends 10 BCN to FOOD:   gets 10 GRAMA, worth 10
+ * so GRAMA owes TRN 10, TRN owes BCN 10, BCN owes GRAMA 10: every position 0. */
+static void s_circle(store_txn *t)
+{
+    s_fx(t);
+    DO(t, TC, CURRENCY("BCN"), K_ADM1, K_ADM2);
+    DO(t, TC, GRANT("BCN", R_MERCH, K_HOLD2, "books", 0), K_IB);
+    DO(t, TC, ISSUE("BCN", 10000), K_IB);
+    DO(t, TC, PAY("BCN", K_ZERO, "", K_HOLD2, 100), K_IB);
+    DO(t, TC, CLEARING_FUND("BCN", 1000), K_IB);
+    DO(t, TC, RATE("TRN", "BCN", 1, 1, TS, T_END), K_ADM1, K_ADM2);
+    DO(t, TC, RATE("BCN", "GRAMA", 1, 1, TS, T_END), K_ADM1, K_ADM2);
+    DO(t, TC, RATE("BCN", LEDGER_UNIT, 1, 1, TS, T_END), K_ADM1, K_ADM2);
+    DO(t, TC, XSEND("GRAMA", K_FOOD, "TRN", K_BOOK, 12), K_FOOD);
+    DO(t, TC, XSEND("TRN", K_BOOK, "BCN", K_HOLD2, 17), K_BOOK);
+    DO(t, TC, XSEND("BCN", K_HOLD2, "GRAMA", K_FOOD, 10), K_HOLD2);
+}
+
+/* The circle and once more FOOD to BOOK, 12 GRAMA worth 10: GRAMA owes TRN
+ * 20. Positions GRAMA -10, TRN +10, BCN 0. */
+static void s_circle_plus(store_txn *t)
+{
+    s_circle(t);
+    DO(t, TC, XSEND("GRAMA", K_FOOD, "TRN", K_BOOK, 12), K_FOOD);
+}
+
+static void s_circle_bilateral(store_txn *t)
+{
+    s_circle(t);
+    DO(t, TC, CYCLE_CLOSE(1, BILATERAL), K_ADM1, K_ADM2);
+}
+
+static void s_circle_two_settled(store_txn *t)
+{
+    s_circle_bilateral(t);
+    DO(t, TC, SETTLE("GRAMA", "TRN", 1, 10), K_IB);
+    DO(t, TC, SETTLE("TRN", "BCN", 1, 10), K_IB);
+}
+
+/* ---------------------------------------------------------------- between cities: reads */
+
+#define CLEARING_BAL(code, v) ASSERT_BAL(code, K_ZERO, LEDGER_SUB_CLEARING, v)
+
+typedef struct pos_list {
+    int n;
+    char code[8][LEDGER_CODE_MAX + 1];
+    int64_t amount[8];
+} pos_list;
+
+static void collect_position(void *ctx, const char *code, int64_t amount)
+{
+    pos_list *l = ctx;
+    assert_true(l->n < 8);
+    snprintf(l->code[l->n], sizeof l->code[0], "%s", code);
+    l->amount[l->n++] = amount;
+}
+
+/* A currency's position in a cycle: 0 when it has none. The positions sum to
+ * zero in every cycle. */
+static int64_t position(store_txn *t, uint64_t cycle, const char *code)
+{
+    pos_list l = {0};
+    int64_t sum = 0, found = 0;
+    assert_int_equal(ledger_cycle_positions_each(t, cycle, collect_position, &l), 0);
+    for (int i = 0; i < l.n; i++) {
+        sum += l.amount[i];
+        if (!strcmp(l.code[i], code)) found = l.amount[i];
+    }
+    assert_int_equal(sum, 0);
+    return found;
+}
+
+typedef struct ob_list {
+    int n;
+    ledger_obligation o[8];
+} ob_list;
+
+static void collect_obligation(void *ctx, const ledger_obligation *o)
+{
+    ob_list *l = ctx;
+    assert_true(l->n < 8);
+    l->o[l->n++] = *o;
+}
+
+static ob_list obligations(store_txn *t, uint64_t cycle)
+{
+    ob_list l = {0};
+    assert_int_equal(ledger_cycle_obligations_each(t, cycle, collect_obligation, &l), 0);
+    return l;
+}
+
+/* The obligation of debtor to creditor, which must exist. */
+static ledger_obligation obligation(const ob_list *l, const char *debtor, const char *creditor)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->o[i].debtor, debtor) && !strcmp(l->o[i].creditor, creditor)) return l->o[i];
+    fail_msg("no obligation of %s to %s", debtor, creditor);
+    return l->o[0];
+}
+
+static ledger_cycle cycle_of(store_txn *t, uint64_t number)
+{
+    ledger_cycle c;
+    assert_int_equal(ledger_cycle_get(t, number, &c), 0);
+    assert_int_equal(c.number, number);
+    return c;
+}
+
+static uint64_t current_cycle(store_txn *t)
+{
+    uint64_t n;
+    assert_int_equal(ledger_cycle_current(t, &n), 0);
+    return n;
+}
+
+static ledger_rate rate_of(store_txn *t, const char *base, const char *quote)
+{
+    ledger_rate r;
+    assert_int_equal(ledger_rate_get(t, base, quote, &r), 0);
+    assert_string_equal(r.base, base);
+    assert_string_equal(r.quote, quote);
+    return r;
+}
+
+static void count_rate(void *ctx, const ledger_rate *r)
+{
+    (void)r;
+    (*(int *)ctx)++;
+}
+
+static int rates_count(store_txn *t)
+{
+    int n = 0;
+    assert_int_equal(ledger_rates_each(t, count_rate, &n), 0);
+    return n;
+}
+
+/* ---------------------------------------------------------------- rate */
+
+static void chk_rate_new(store_txn *t)
+{
+    ledger_rate r = rate_of(t, "GRAMA", "FLEX");
+    assert_true(r.num == 5 && r.den == 4 && r.start_ms == TS && r.end_ms == T_END);
+    assert_int_equal(r.set_height, W.height);
+    ledger_rate back;
+    assert_int_equal(ledger_rate_get(t, "FLEX", "GRAMA", &back), KN_ENOTFOUND); /* one way */
+    assert_int_equal(rates_count(t), 1);
+}
+
+static void chk_rate_eur(store_txn *t)
+{
+    ledger_rate r = rate_of(t, "FLEX", LEDGER_UNIT);
+    assert_true(r.num == 1 && r.den == 100);
+}
+
+static void chk_rate_ends_soon(store_txn *t)
+{
+    assert_int_equal(rate_of(t, "GRAMA", "FLEX").end_ms, TC + 1);
+}
+
+static void chk_rate_starts_later(store_txn *t)
+{
+    assert_int_equal(rate_of(t, "GRAMA", "FLEX").start_ms, T_END);
+}
+
+static void chk_rate_replaced(store_txn *t)
+{
+    ledger_rate r = rate_of(t, "GRAMA", "TRN");
+    assert_true(r.num == 7 && r.den == 4 && r.start_ms == TC && r.end_ms == T_END);
+    assert_int_equal(r.set_height, W.height);
+    assert_int_equal(rates_count(t), 6); /* replaced, not added */
+    r = rate_of(t, "TRN", "GRAMA"); /* the other direction stays */
+    assert_true(r.num == 2 && r.den == 3);
+}
+
+/* The new rate 2/1 at once: 10 GRAMA deliver 20 TRN; the value is still
+ * floor(10 * 9/10) = 9. */
+static void chk_rate_then_exchange(store_txn *t)
+{
+    ASSERT_BAL("GRAMA", K_FOOD, "", 140);
+    CLEARING_BAL("GRAMA", 10010);
+    CLEARING_BAL("TRN", 9980);
+    ASSERT_BAL("TRN", K_BOOK, "", 1020);
+    assert_int_equal(position(t, 1, "GRAMA"), -9);
+    assert_int_equal(position(t, 1, "TRN"), 9);
+}
+
+/* A new pair GRAMA->DEM at 1/2: 10 GRAMA deliver 5 DEM. */
+static void chk_new_pair_then_exchange(store_txn *t)
+{
+    ASSERT_BAL("GRAMA", K_FOOD, "", 140);
+    CLEARING_BAL("GRAMA", 10010);
+    CLEARING_BAL("DEM", 995);
+    ASSERT_BAL("DEM", K_FOOD, "", 405);
+    assert_int_equal(position(t, 1, "GRAMA"), -9);
+    assert_int_equal(position(t, 1, "DEM"), 9);
+}
+
+static void tw_then_send_10(ledger_tx *tx)
+{
+    add_op(tx, &(op_spec)XSEND("GRAMA", K_FOOD, "TRN", K_BOOK, 10));
+}
+
+static void tw_then_send_dem(ledger_tx *tx)
+{
+    add_op(tx, &(op_spec)XSEND("GRAMA", K_FOOD, "DEM", K_FOOD, 10));
+}
+
+static void tw_then_rate_dem(ledger_tx *tx)
+{
+    add_op(tx, &(op_spec)RATE("GRAMA", "DEM", 1, 2, TS, T_END));
+}
+
+static void rate_rules(void **state)
+{
+    static const rule_case cases[] = {
+        {"by the consortium quorum", NULL, RATE("GRAMA", "FLEX", 5, 4, TS, T_END),
+         {K_ADM1, K_ADM2}, 0, 0, NULL, chk_rate_new},
+        {"by all three admins", NULL, RATE("GRAMA", "FLEX", 5, 4, TS, T_END),
+         {K_ADM1, K_ADM2, K_ADM3}, 0, 0, NULL, chk_rate_new},
+        {"by one admin", NULL, RATE("GRAMA", "FLEX", 5, 4, TS, T_END), {K_ADM1}, 0, KN_EQUORUM,
+         NULL, NULL},
+        {"by one admin and issuers", NULL, RATE("GRAMA", "FLEX", 5, 4, TS, T_END),
+         {K_ADM3, K_IA1, K_IB}, 0, KN_EQUORUM, NULL, NULL},
+        {"by issuer admins", NULL, RATE("GRAMA", "FLEX", 5, 4, TS, T_END), {K_IA1, K_IA2, K_IB},
+         0, KN_EUNAUTHORISED, NULL, NULL},
+        {"to the unit of account", NULL, RATE("FLEX", LEDGER_UNIT, 1, 100, TS, T_END),
+         {K_ADM1, K_ADM2}, 0, 0, NULL, chk_rate_eur},
+        {"unknown base", NULL, RATE("NOPE", "GRAMA", 1, 1, TS, T_END), {K_ADM1, K_ADM2}, 0,
+         KN_ENOCURRENCY, NULL, NULL},
+        {"unknown quote", NULL, RATE("GRAMA", "NOPE", 1, 1, TS, T_END), {K_ADM1, K_ADM2}, 0,
+         KN_ENOCURRENCY, NULL, NULL},
+        {"the unit of account as base", NULL, RATE(LEDGER_UNIT, "GRAMA", 1, 1, TS, T_END),
+         {K_ADM1, K_ADM2}, 0, KN_ENOCURRENCY, NULL, NULL},
+        {"end already past", NULL, RATE("GRAMA", "FLEX", 5, 4, TS, TC - 1), {K_ADM1, K_ADM2}, 0,
+         KN_ERATEEXPIRED, NULL, NULL},
+        {"end long past", NULL, RATE("GRAMA", "FLEX", 5, 4, T0, T0 + 1), {K_ADM1, K_ADM2}, 0,
+         KN_ERATEEXPIRED, NULL, NULL},
+        {"end one ms ahead", NULL, RATE("GRAMA", "FLEX", 5, 4, TS, TC + 1), {K_ADM1, K_ADM2}, 0,
+         0, NULL, chk_rate_ends_soon},
+        {"starting later", NULL, RATE("GRAMA", "FLEX", 5, 4, T_END, T_END + DAY),
+         {K_ADM1, K_ADM2}, 0, 0, NULL, chk_rate_starts_later},
+        {"replacing a rate", s_fx, RATE("GRAMA", "TRN", 7, 4, TC, T_END), {K_ADM1, K_ADM2}, 0, 0,
+         NULL, chk_rate_replaced},
+        {"replaced and used in one transaction", s_fx, RATE("GRAMA", "TRN", 2, 1, TC, T_END),
+         {K_ADM1, K_ADM2, K_FOOD}, 0, 0, tw_then_send_10, chk_rate_then_exchange},
+        {"a new pair used in its transaction", s_fx_dem_float,
+         RATE("GRAMA", "DEM", 1, 2, TS, T_END), {K_ADM1, K_ADM2, K_FOOD}, 0, 0, tw_then_send_dem,
+         chk_new_pair_then_exchange},
+        {"exchange before its rate in one transaction", s_fx_dem_float,
+         XSEND("GRAMA", K_FOOD, "DEM", K_FOOD, 10), {K_ADM1, K_ADM2, K_FOOD}, 0,
+         KN_EUNKNOWNPAIR, tw_then_rate_dem, NULL},
+    };
+    RUN(cases);
+}
+
+/* ---------------------------------------------------------------- exchange */
+
+/* Send 10 GRAMA at 3/2: 15 TRN arrive; worth floor(10 * 9/10) = 9 cents. */
+static void chk_send_10(store_txn *t)
+{
+    ASSERT_BAL("GRAMA", K_FOOD, "", 140);
+    CLEARING_BAL("GRAMA", 10010);
+    CLEARING_BAL("TRN", 9985);
+    ASSERT_BAL("TRN", K_BOOK, "", 1015);
+    TREASURY("GRAMA", 82000);
+    TREASURY("TRN", 88990);
+    assert_int_equal(supply(t, "GRAMA"), 100000);
+    assert_int_equal(supply(t, "TRN"), 100000);
+    assert_int_equal(position(t, 1, "GRAMA"), -9);
+    assert_int_equal(position(t, 1, "TRN"), 9);
+    ledger_cycle c = cycle_of(t, 1);
+    assert_true(!c.closed && !c.settled && c.exchanges == 1 && c.value == 9);
+    assert_int_equal(current_cycle(t), 1);
+}
+
+/* Deliver 7 TRN at 3/2: pay ceil(7 * 2/3) = ceil(4.67) = 5 GRAMA, worth
+ * floor(5 * 9/10) = floor(4.5) = 4 cents: the value rounds down. */
+static void chk_deliver_7(store_txn *t)
+{
+    ASSERT_BAL("GRAMA", K_FOOD, "", 145);
+    CLEARING_BAL("GRAMA", 10005);
+    CLEARING_BAL("TRN", 9993);
+    ASSERT_BAL("TRN", K_BOOK, "", 1007);
+    assert_int_equal(position(t, 1, "GRAMA"), -4);
+    assert_int_equal(position(t, 1, "TRN"), 4);
+    ledger_cycle c = cycle_of(t, 1);
+    assert_true(c.exchanges == 1 && c.value == 4);
+}
+
+/* Send 100 TRN at 2/3: floor(66.67) = 66 GRAMA arrive; worth floor(100 *
+ * 3/5) = 60 cents at TRN's rate. */
+static void chk_send_back_100(store_txn *t)
+{
+    ASSERT_BAL("TRN", K_BOOK, "", 900);
+    CLEARING_BAL("TRN", 10100);
+    CLEARING_BAL("GRAMA", 9934);
+    ASSERT_BAL("GRAMA", K_FOOD, "", 216);
+    assert_int_equal(position(t, 1, "TRN"), -60);
+    assert_int_equal(position(t, 1, "GRAMA"), 60);
+}
+
+/* A clearing agent pays 100 GRAMA: 150 TRN to the sse entity, worth 90. */
+static void chk_clr_to_sse(store_txn *t)
+{
+    ASSERT_BAL("GRAMA", K_CLR, "", 0);
+    CLEARING_BAL("GRAMA", 10100);
+    CLEARING_BAL("TRN", 9850);
+    ASSERT_BAL("TRN", K_SSE, "", 150);
+    assert_int_equal(position(t, 1, "TRN"), 90);
+}
+
+/* 20 GRAMA to MUT at 1/1, worth 18: MUT needs no rate to the unit. */
+static void chk_send_to_mut(store_txn *t)
+{
+    ASSERT_BAL("GRAMA", K_FOOD, "", 130);
+    CLEARING_BAL("GRAMA", 10020);
+    CLEARING_BAL("MUT", 980);
+    ASSERT_BAL("MUT", K_SSE, "", -280);
+    assert_int_equal(position(t, 1, "MUT"), 18);
+    assert_int_equal(position(t, 1, "GRAMA"), -18);
+}
+
+/* All of FOOD's 150: 225 TRN arrive, worth 135. */
+static void chk_send_all(store_txn *t)
+{
+    ASSERT_BAL("GRAMA", K_FOOD, "", 0);
+    CLEARING_BAL("GRAMA", 10150);
+    CLEARING_BAL("TRN", 9775);
+    ASSERT_BAL("TRN", K_BOOK, "", 1225);
+    assert_int_equal(position(t, 1, "TRN"), 135);
+}
+
+/* The float of 10 entirely: deliver 10 TRN for ceil(20/3) = 7 GRAMA. */
+static void chk_float_emptied(store_txn *t)
+{
+    CLEARING_BAL("TRN", 0);
+    ASSERT_BAL("TRN", K_BOOK, "", 1010);
+    ASSERT_BAL("GRAMA", K_FOOD, "", 143);
+    CLEARING_BAL("GRAMA", 10007);
+    TREASURY("TRN", 98980);
+    assert_int_equal(position(t, 1, "TRN"), 6); /* floor(7 * 9/10) */
+}
+
+#define FX_FOOD_BOOK(amt) XSEND("GRAMA", K_FOOD, "TRN", K_BOOK, amt)
+
+static void s_fx_dem_rates(store_txn *t)
+{
+    s_fx(t);
+    DO(t, TC, RATE("DEM", "GRAMA", 1, 1, TS, T_END), K_ADM1, K_ADM2);
+    DO(t, TC, RATE("DEM", LEDGER_UNIT, 1, 1, TS, T_END), K_ADM1, K_ADM2);
+}
+
+/* Three whole days after FOOD was last charged: 1% a day of 400 = 12 first,
+ * then the 100 paid. The clearing accounts are the currency's own: not
+ * charged. */
+static void chk_dem_payer_charged(store_txn *t)
+{
+    ASSERT_BAL("DEM", K_FOOD, "", 400 - 12 - 100);
+    ASSERT_BAL("DEM", K_ZERO, LEDGER_SUB_DEMURRAGE, 12);
+    CLEARING_BAL("DEM", 100);
+    CLEARING_BAL("GRAMA", 9900);
+    ASSERT_BAL("GRAMA", K_BOOK, "", 100);
+    assert_int_equal(position(t, 1, "DEM"), -100);
+}
+
+static void s_fx_exchanged(store_txn *t)
+{
+    s_fx(t);
+    DO_SAVE(t, TC, 5, XSEND("GRAMA", K_FOOD, "TRN", K_BOOK, 10), K_FOOD);
+}
+
+static void tw_then_deliver_5(ledger_tx *tx)
+{
+    add_op(tx, &(op_spec)XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 5, 0));
+}
+
+static void tw_then_deliver_4(ledger_tx *tx)
+{
+    add_op(tx, &(op_spec)XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 4, 0));
+}
+
+/* Deliver 6 (pay ceil(12/3) = 4) and 4 (pay ceil(8/3) = 3): the float of 10
+ * exactly; values floor(4 * 0.9) = 3 and floor(3 * 0.9) = 2. */
+static void chk_two_deliveries(store_txn *t)
+{
+    CLEARING_BAL("TRN", 0);
+    ASSERT_BAL("TRN", K_BOOK, "", 1010);
+    ASSERT_BAL("GRAMA", K_FOOD, "", 143);
+    assert_int_equal(position(t, 1, "TRN"), 5);
+    assert_int_equal(cycle_of(t, 1).exchanges, 2);
+}
+
+static void exchange_rules(void **state)
+{
+    static const rule_case cases[] = {
+        {"send", s_fx, FX_FOOD_BOOK(10), {K_FOOD}, 0, 0, NULL, chk_send_10},
+        {"send with a memo", s_fx, {.kind = LEDGER_OP_EXCHANGE, .code = "GRAMA",
+                                    .subject = K_FOOD, .counter = "TRN", .to = K_BOOK,
+                                    .mode = LEDGER_EXCHANGE_SEND, .amount = 10, .memo = true},
+         {K_FOOD}, 0, 0, NULL, chk_send_10},
+        {"deliver, value rounded down", s_fx, XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 7, 0),
+         {K_FOOD}, 0, 0, NULL, chk_deliver_7},
+        {"deliver within the send-max", s_fx, XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 7, 5),
+         {K_FOOD}, 0, 0, NULL, chk_deliver_7},
+        {"deliver beyond the send-max", s_fx, XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 7, 4),
+         {K_FOOD}, 0, KN_ESENDMAX, NULL, NULL},
+        {"send the other way", s_fx, XSEND("TRN", K_BOOK, "GRAMA", K_FOOD, 100), {K_BOOK}, 0, 0,
+         NULL, chk_send_back_100},
+        {"clearing agent to sse entity", s_fx_clr_paid, XSEND("GRAMA", K_CLR, "TRN", K_SSE, 100),
+         {K_CLR}, 0, 0, NULL, chk_clr_to_sse},
+        {"receiver's currency without a rate to the unit", s_fx,
+         XSEND("GRAMA", K_FOOD, "MUT", K_SSE, 20), {K_FOOD}, 0, 0, NULL, chk_send_to_mut},
+        {"the payer's whole balance", s_fx, FX_FOOD_BOOK(150), {K_FOOD}, 0, 0, NULL,
+         chk_send_all},
+        {"beyond the payer's balance", s_fx, FX_FOOD_BOOK(151), {K_FOOD}, 0, KN_EOVERDRAFT, NULL,
+         NULL},
+        {"deliver costing beyond the payer's balance", s_fx,
+         XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 226, 0), {K_FOOD}, 0, KN_EOVERDRAFT, NULL, NULL},
+        {"the whole clearing float", s_fx_low_float,
+         XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 10, 0), {K_FOOD}, 0, 0, NULL,
+         chk_float_emptied},
+        {"beyond the clearing float", s_fx_low_float,
+         XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 11, 0), {K_FOOD}, 0, KN_ECLEARINGFLOOR, NULL,
+         NULL},
+        {"send beyond the clearing float", s_fx_low_float, FX_FOOD_BOOK(8), {K_FOOD}, 0,
+         KN_ECLEARINGFLOOR, NULL, NULL}, /* 12 TRN would arrive */
+        {"converts to zero", s_fx, XSEND("TRN", K_BOOK, "GRAMA", K_FOOD, 1), {K_BOOK}, 0,
+         KN_ETOOSMALL, NULL, NULL}, /* floor(1 * 2/3) = 0 */
+        {"worth zero cents", s_fx, FX_FOOD_BOOK(1), {K_FOOD}, 0, KN_ETOOSMALL, NULL,
+         NULL}, /* 1 TRN arrives, but floor(1 * 9/10) = 0 */
+        {"deliver worth zero cents", s_fx, XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 1, 0),
+         {K_FOOD}, 0, KN_ETOOSMALL, NULL, NULL}, /* pays ceil(2/3) = 1, worth 0 */
+        {"unknown pair", s_fx, XSEND("GRAMA", K_FOOD, "DEM", K_FOOD, 10), {K_FOOD}, 0,
+         KN_EUNKNOWNPAIR, NULL, NULL},
+        {"pair before its start", s_fx_pair_later, FX_FOOD_BOOK(10), {K_FOOD}, 0, KN_ENORATE,
+         NULL, NULL},
+        {"pair from its start", s_fx_pair_later, FX_FOOD_BOOK(10), {K_FOOD}, TC + HOUR, 0, NULL,
+         chk_send_10},
+        {"pair at its last ms", s_fx_pair_ending, FX_FOOD_BOOK(10), {K_FOOD}, TC + HOUR - 1, 0,
+         NULL, chk_send_10},
+        {"pair at its end", s_fx_pair_ending, FX_FOOD_BOOK(10), {K_FOOD}, TC + HOUR,
+         KN_ERATEEXPIRED, NULL, NULL},
+        {"payer's currency without a rate to the unit", s_fx,
+         XSEND("MUT", K_CLR, "GRAMA", K_FOOD, 10), {K_CLR}, 0, KN_ENORATE, NULL, NULL},
+        {"rate to the unit before its start", s_fx_eur_later, FX_FOOD_BOOK(10), {K_FOOD}, 0,
+         KN_ENORATE, NULL, NULL},
+        {"rate to the unit after its end", s_fx_eur_ending, FX_FOOD_BOOK(10), {K_FOOD},
+         TC + HOUR, KN_ENORATE, NULL, NULL},
+        {"payer a holder", s_fx, XSEND("GRAMA", K_HOLD1, "TRN", K_BOOK, 10), {K_HOLD1}, 0,
+         KN_ENOEXCHANGE, NULL, NULL},
+        {"payer a beneficiary", s_fx_ben1_main, XSEND("GRAMA", K_BEN1, "TRN", K_BOOK, 10),
+         {K_BEN1}, 0, KN_ENOEXCHANGE, NULL, NULL},
+        {"receiver a holder", s_fx, XSEND("GRAMA", K_FOOD, "TRN", K_HOLD2, 10), {K_FOOD}, 0,
+         KN_ENOEXCHANGE, NULL, NULL},
+        {"receiver with roles elsewhere only", s_fx, XSEND("GRAMA", K_FOOD, "TRN", K_FOOD, 10),
+         {K_FOOD}, 0, KN_ENOEXCHANGE, NULL, NULL},
+        {"signed by the receiver", s_fx, FX_FOOD_BOOK(10), {K_BOOK}, 0, KN_EWRONGSIGNER, NULL,
+         NULL},
+        {"signed by the issuer quorum", s_fx, FX_FOOD_BOOK(10), {K_IA1, K_IA2}, 0,
+         KN_EWRONGSIGNER, NULL, NULL},
+        {"frozen payer", s_fx_freeze_food, FX_FOOD_BOOK(10), {K_FOOD}, 0, KN_EFROZEN, NULL, NULL},
+        {"frozen receiver", s_fx_freeze_book, FX_FOOD_BOOK(10), {K_FOOD}, 0, KN_EFROZEN, NULL,
+         NULL},
+        {"payer charged demurrage first", s_fx_dem_rates,
+         XSEND("DEM", K_FOOD, "GRAMA", K_BOOK, 100), {K_FOOD}, TS + 3 * DAY + 5 * HOUR, 0, NULL,
+         chk_dem_payer_charged},
+        {"short after the demurrage charge", s_fx_dem_rates,
+         XSEND("DEM", K_FOOD, "GRAMA", K_BOOK, 389), {K_FOOD}, TS + 3 * DAY + 5 * HOUR,
+         KN_EOVERDRAFT, NULL, NULL},
+        {"two within the float together", s_fx_low_float,
+         XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 6, 0), {K_FOOD}, 0, 0, tw_then_deliver_4,
+         chk_two_deliveries},
+        {"two beyond the float together", s_fx_low_float,
+         XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 6, 0), {K_FOOD}, 0, KN_ECLEARINGFLOOR,
+         tw_then_deliver_5, NULL},
+        /* Reversal: an exchange is not a transfer: its legs go through the clearing
+         * accounts and into a cycle's positions, and stay there. */
+        {"an exchange, by its receiver", s_fx_exchanged, REVERSE("TRN", 5, 0, 10), {K_BOOK}, 0,
+         KN_ENOTRANSFER, NULL, NULL},
+        {"an exchange, in the payer's currency", s_fx_exchanged, REVERSE("GRAMA", 5, 0, 10),
+         {K_IA1, K_IA2}, 0, KN_ENOTRANSFER, NULL, NULL},
+    };
+    RUN(cases);
+}
+
+/* ---------------------------------------------------------------- clearing float */
+
+static void chk_float_funded(store_txn *t)
+{
+    TREASURY("GRAMA", 91000);
+    CLEARING_BAL("GRAMA", 1000);
+    ledger_account a = acc(t, "GRAMA", K_ZERO, LEDGER_SUB_CLEARING);
+    assert_true(a.kind == LEDGER_ACC_CLEARING_HOUSE && a.floor == 0);
+    ledger_currency_stats s = cstats(t, "GRAMA");
+    assert_true(s.supply == 100000 && s.outstanding == 2400); /* not held by keys */
+}
+
+static void chk_float_returned(store_txn *t)
+{
+    TREASURY("GRAMA", 86000);
+    CLEARING_BAL("GRAMA", 6000);
+}
+
+static void chk_float_all_returned(store_txn *t)
+{
+    TREASURY("GRAMA", 92000);
+    CLEARING_BAL("GRAMA", 0);
+}
+
+/* After the trades GRAMA's float is 10000 + 10 - 66 = 9944. */
+static void chk_float_after_trades(store_txn *t)
+{
+    TREASURY("GRAMA", 82000 + 9944);
+    CLEARING_BAL("GRAMA", 0);
+}
+
+static void clearing_rules(void **state)
+{
+    static const rule_case cases[] = {
+        {"fund by the issuer quorum", NULL, CLEARING_FUND("GRAMA", 1000), {K_IA1, K_IA2}, 0, 0,
+         NULL, chk_float_funded},
+        {"fund by one issuer of two", NULL, CLEARING_FUND("GRAMA", 1000), {K_IA1}, 0, KN_EQUORUM,
+         NULL, NULL},
+        {"fund by consortium admins", NULL, CLEARING_FUND("GRAMA", 1000), {K_ADM1, K_ADM2}, 0,
+         KN_EUNAUTHORISED, NULL, NULL},
+        {"fund by another currency's issuer", NULL, CLEARING_FUND("GRAMA", 1000), {K_IB}, 0,
+         KN_EUNAUTHORISED, NULL, NULL},
+        {"fund beyond the treasury", NULL, CLEARING_FUND("GRAMA", 92001), {K_IA1, K_IA2}, 0,
+         KN_EOVERDRAFT, NULL, NULL},
+        {"return by the issuer quorum", s_fx, CLEARING_RETURN("GRAMA", 4000), {K_IA1, K_IA2}, 0,
+         0, NULL, chk_float_returned},
+        {"return all", s_fx, CLEARING_RETURN("GRAMA", 10000), {K_IA1, K_IA2}, 0, 0, NULL,
+         chk_float_all_returned},
+        {"return beyond the clearing balance", s_fx, CLEARING_RETURN("GRAMA", 10001),
+         {K_IA1, K_IA2}, 0, KN_EOVERDRAFT, NULL, NULL},
+        {"return with nothing funded", NULL, CLEARING_RETURN("GRAMA", 1), {K_IA1, K_IA2}, 0,
+         KN_EOVERDRAFT, NULL, NULL},
+        {"return all after trades", s_fx_traded, CLEARING_RETURN("GRAMA", 9944), {K_IA1, K_IA2},
+         0, 0, NULL, chk_float_after_trades},
+        {"return beyond after trades", s_fx_traded, CLEARING_RETURN("GRAMA", 9945),
+         {K_IA1, K_IA2}, 0, KN_EOVERDRAFT, NULL, NULL},
+        {"return by one issuer of two", s_fx, CLEARING_RETURN("GRAMA", 1), {K_IA2}, 0,
+         KN_EQUORUM, NULL, NULL},
+        {"return by a clearing agent", s_fx, CLEARING_RETURN("GRAMA", 1), {K_CLR}, 0,
+         KN_EUNAUTHORISED, NULL, NULL},
+        {"unknown currency", NULL, CLEARING_FUND("NOPE", 1), {K_IA1, K_IA2}, 0, KN_ENOCURRENCY,
+         NULL, NULL},
+    };
+    RUN(cases);
+}
+
+/* ---------------------------------------------------------------- close */
+
+static void chk_closed_empty(store_txn *t)
+{
+    assert_int_equal(current_cycle(t), 2);
+    ledger_cycle c = cycle_of(t, 1);
+    assert_true(c.closed && c.settled); /* no obligation: settled at once */
+    assert_true(c.opened_ms == T0 && c.closed_ms == TC && c.closed_height == W.height);
+    assert_true(c.netting == MULTILATERAL && c.exchanges == 0 && c.value == 0);
+    assert_true(c.obligations == 0 && c.settled_count == 0);
+    assert_int_equal(obligations(t, 1).n, 0);
+    c = cycle_of(t, 2);
+    assert_true(!c.closed && !c.settled && c.opened_ms == TC && c.exchanges == 0);
+    ledger_cycle none;
+    assert_int_equal(ledger_cycle_get(t, 3, &none), KN_ENOCYCLE);
+    assert_int_equal(ledger_cycle_get(t, 0, &none), KN_ENOCYCLE);
+    ob_list l = {0};
+    assert_int_equal(ledger_cycle_obligations_each(t, 2, collect_obligation, &l), KN_ECYCLEOPEN);
+}
+
+static void chk_closed_second(store_txn *t)
+{
+    assert_int_equal(current_cycle(t), 3);
+    assert_true(cycle_of(t, 2).closed && cycle_of(t, 2).settled);
+}
+
+/* The positions stay as they were at close; one payment under either netting. */
+static void chk_closed_traded(store_txn *t, uint8_t netting)
+{
+    assert_int_equal(current_cycle(t), 2);
+    ledger_cycle c = cycle_of(t, 1);
+    assert_true(c.closed && !c.settled && c.netting == netting);
+    assert_true(c.exchanges == 2 && c.value == 69 && c.obligations == 1 && c.settled_count == 0);
+    assert_int_equal(position(t, 1, "GRAMA"), 51);
+    assert_int_equal(position(t, 1, "TRN"), -51);
+    ob_list l = obligations(t, 1);
+    assert_int_equal(l.n, 1);
+    ledger_obligation o = obligation(&l, "TRN", "GRAMA");
+    assert_true(o.amount == 51 && !o.settled && o.ref[0] == 0);
+    assert_int_equal(position(t, 2, "GRAMA"), 0);
+    assert_int_equal(cycle_of(t, 2).exchanges, 0);
+    CLEARING_BAL("GRAMA", 9944); /* closing moves no money */
+    CLEARING_BAL("TRN", 10085);
+}
+
+static void chk_closed_traded_bilateral(store_txn *t)
+{
+    chk_closed_traded(t, BILATERAL);
+}
+
+static void chk_closed_traded_multilateral(store_txn *t)
+{
+    chk_closed_traded(t, MULTILATERAL);
+}
+
+/* A later exchange counts in cycle 2; cycle 1 keeps its figures. */
+static void chk_next_cycle_counts(store_txn *t)
+{
+    assert_int_equal(position(t, 2, "GRAMA"), -9);
+    assert_int_equal(position(t, 2, "TRN"), 9);
+    ledger_cycle c = cycle_of(t, 2);
+    assert_true(!c.closed && c.exchanges == 1 && c.value == 9);
+    c = cycle_of(t, 1);
+    assert_true(c.exchanges == 2 && c.value == 69 && c.obligations == 1);
+    assert_int_equal(position(t, 1, "GRAMA"), 51);
+    ob_list l = obligations(t, 1);
+    assert_true(l.n == 1 && obligation(&l, "TRN", "GRAMA").amount == 51);
+}
+
+/* Multilateral: the circle cancels, nothing to pay, settled at close. */
+static void chk_circle_multilateral(store_txn *t)
+{
+    ledger_cycle c = cycle_of(t, 1);
+    assert_true(c.closed && c.settled && c.obligations == 0);
+    assert_true(c.exchanges == 3 && c.value == 30);
+    assert_int_equal(obligations(t, 1).n, 0);
+    assert_int_equal(position(t, 1, "GRAMA"), 0);
+    assert_int_equal(position(t, 1, "TRN"), 0);
+    assert_int_equal(position(t, 1, "BCN"), 0);
+}
+
+/* Bilateral: each pair pays its own net, so three payments of 10. */
+static void chk_circle_bilateral(store_txn *t)
+{
+    ledger_cycle c = cycle_of(t, 1);
+    assert_true(c.closed && !c.settled && c.obligations == 3 && c.settled_count == 0);
+    ob_list l = obligations(t, 1);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(obligation(&l, "GRAMA", "TRN").amount, 10);
+    assert_int_equal(obligation(&l, "TRN", "BCN").amount, 10);
+    assert_int_equal(obligation(&l, "BCN", "GRAMA").amount, 10);
+}
+
+/* Multilateral: GRAMA pays TRN its net 10 and that is all. */
+static void chk_circle_plus_multilateral(store_txn *t)
+{
+    ledger_cycle c = cycle_of(t, 1);
+    assert_true(c.obligations == 1 && !c.settled && c.exchanges == 4 && c.value == 40);
+    ob_list l = obligations(t, 1);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(obligation(&l, "GRAMA", "TRN").amount, 10);
+    assert_int_equal(position(t, 1, "GRAMA"), -10);
+    assert_int_equal(position(t, 1, "TRN"), 10);
+    assert_int_equal(position(t, 1, "BCN"), 0);
+}
+
+/* Bilateral: GRAMA pays TRN its gross 20, the rest of the circle 10 each. */
+static void chk_circle_plus_bilateral(store_txn *t)
+{
+    ob_list l = obligations(t, 1);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(cycle_of(t, 1).obligations, 3);
+    assert_int_equal(obligation(&l, "GRAMA", "TRN").amount, 20);
+    assert_int_equal(obligation(&l, "TRN", "BCN").amount, 10);
+    assert_int_equal(obligation(&l, "BCN", "GRAMA").amount, 10);
+}
+
+static void tw_close_then_pay(ledger_tx *tx)
+{
+    add_op(tx, &(op_spec)PAY("GRAMA", K_FOOD, "", K_HOLD1, 1));
+}
+
+static void close_rules(void **state)
+{
+    static const rule_case cases[] = {
+        {"an empty cycle by the consortium quorum", NULL, CYCLE_CLOSE(1, MULTILATERAL),
+         {K_ADM1, K_ADM2}, 0, 0, NULL, chk_closed_empty},
+        {"by one admin", NULL, CYCLE_CLOSE(1, MULTILATERAL), {K_ADM2}, 0, KN_EQUORUM, NULL, NULL},
+        {"by issuer admins", NULL, CYCLE_CLOSE(1, MULTILATERAL), {K_IA1, K_IA2, K_IB}, 0,
+         KN_EUNAUTHORISED, NULL, NULL},
+        {"the same cycle twice", s_closed_empty, CYCLE_CLOSE(1, MULTILATERAL), {K_ADM1, K_ADM2},
+         0, KN_ECYCLECLOSED, NULL, NULL},
+        {"the next cycle", s_closed_empty, CYCLE_CLOSE(2, BILATERAL), {K_ADM1, K_ADM3}, 0, 0,
+         NULL, chk_closed_second},
+        {"a future cycle", NULL, CYCLE_CLOSE(2, MULTILATERAL), {K_ADM1, K_ADM2}, 0, KN_ENOCYCLE,
+         NULL, NULL},
+        {"a future cycle after a close", s_closed_empty, CYCLE_CLOSE(3, MULTILATERAL),
+         {K_ADM1, K_ADM2}, 0, KN_ENOCYCLE, NULL, NULL},
+        {"after trades, bilateral", s_fx_traded, CYCLE_CLOSE(1, BILATERAL), {K_ADM1, K_ADM2}, 0,
+         0, NULL, chk_closed_traded_bilateral},
+        {"after trades, multilateral", s_fx_traded, CYCLE_CLOSE(1, MULTILATERAL),
+         {K_ADM1, K_ADM2}, 0, 0, NULL, chk_closed_traded_multilateral},
+        {"later exchanges count in the next cycle", s_fx_closed, FX_FOOD_BOOK(10), {K_FOOD}, 0,
+         0, NULL, chk_next_cycle_counts},
+        {"a circle, multilateral", s_circle, CYCLE_CLOSE(1, MULTILATERAL), {K_ADM1, K_ADM2}, 0, 0,
+         NULL, chk_circle_multilateral},
+        {"a circle, bilateral", s_circle, CYCLE_CLOSE(1, BILATERAL), {K_ADM1, K_ADM2}, 0, 0, NULL,
+         chk_circle_bilateral},
+        {"a circle and more, multilateral", s_circle_plus, CYCLE_CLOSE(1, MULTILATERAL),
+         {K_ADM1, K_ADM2}, 0, 0, NULL, chk_circle_plus_multilateral},
+        {"a circle and more, bilateral", s_circle_plus, CYCLE_CLOSE(1, BILATERAL),
+         {K_ADM1, K_ADM2}, 0, 0, NULL, chk_circle_plus_bilateral},
+    };
+    RUN(cases);
+}
+
+/* ---------------------------------------------------------------- settle */
+
+static void chk_settled_51(store_txn *t)
+{
+    ob_list l = obligations(t, 1);
+    assert_int_equal(l.n, 1);
+    ledger_obligation o = obligation(&l, "TRN", "GRAMA");
+    assert_true(o.settled && o.amount == 51 && o.settled_height == W.height);
+    assert_string_equal(o.ref, "wire-1");
+    ledger_cycle c = cycle_of(t, 1);
+    assert_true(c.settled && c.settled_count == 1 && c.obligations == 1);
+    CLEARING_BAL("GRAMA", 9944); /* paid off the ledger */
+    CLEARING_BAL("TRN", 10085);
+}
+
+static void chk_circle_one_settled(store_txn *t)
+{
+    ledger_cycle c = cycle_of(t, 1);
+    assert_true(!c.settled && c.settled_count == 1 && c.obligations == 3);
+    ob_list l = obligations(t, 1);
+    assert_true(obligation(&l, "GRAMA", "TRN").settled);
+    assert_false(obligation(&l, "TRN", "BCN").settled);
+    assert_false(obligation(&l, "BCN", "GRAMA").settled);
+}
+
+static void chk_circle_all_settled(store_txn *t)
+{
+    ledger_cycle c = cycle_of(t, 1);
+    assert_true(c.settled && c.settled_count == 3 && c.obligations == 3);
+    ob_list l = obligations(t, 1);
+    for (int i = 0; i < l.n; i++) assert_true(l.o[i].settled);
+}
+
+static void s_circle_multilateral(store_txn *t)
+{
+    s_circle(t);
+    DO(t, TC, CYCLE_CLOSE(1, MULTILATERAL), K_ADM1, K_ADM2);
+}
+
+static void settle_rules(void **state)
+{
+    static const rule_case cases[] = {
+        {"by an issuer admin of the creditor", s_fx_closed, SETTLE("TRN", "GRAMA", 1, 51),
+         {K_IA1}, 0, 0, NULL, chk_settled_51},
+        {"by the creditor's other issuer admin", s_fx_closed, SETTLE("TRN", "GRAMA", 1, 51),
+         {K_IA2}, 0, 0, NULL, chk_settled_51},
+        {"by both cities' issuer admins", s_fx_closed, SETTLE("TRN", "GRAMA", 1, 51),
+         {K_IA1, K_IB}, 0, 0, NULL, chk_settled_51},
+        {"by the debtor's issuer admin", s_fx_closed, SETTLE("TRN", "GRAMA", 1, 51), {K_IB}, 0,
+         KN_EUNAUTHORISED, NULL, NULL},
+        {"by a holder", s_fx_closed, SETTLE("TRN", "GRAMA", 1, 51), {K_HOLD1}, 0,
+         KN_EUNAUTHORISED, NULL, NULL},
+        {"by the consortium quorum", s_fx_closed, SETTLE("TRN", "GRAMA", 1, 51),
+         {K_ADM1, K_ADM2}, 0, KN_EUNAUTHORISED, NULL, NULL},
+        {"amount short", s_fx_closed, SETTLE("TRN", "GRAMA", 1, 50), {K_IA1}, 0, KN_ESETTLEAMOUNT,
+         NULL, NULL},
+        {"amount over", s_fx_closed, SETTLE("TRN", "GRAMA", 1, 52), {K_IA1}, 0, KN_ESETTLEAMOUNT,
+         NULL, NULL},
+        {"the other direction", s_fx_closed, SETTLE("GRAMA", "TRN", 1, 51), {K_IB}, 0,
+         KN_ENOOBLIGATION, NULL, NULL},
+        {"a pair without exchanges", s_fx_closed, SETTLE("DEM", "GRAMA", 1, 51), {K_IA1}, 0,
+         KN_ENOOBLIGATION, NULL, NULL},
+        {"twice", s_fx_settled, SETTLE("TRN", "GRAMA", 1, 51), {K_IA1}, 0, KN_ESETTLED, NULL,
+         NULL},
+        {"the open cycle", s_fx_traded, SETTLE("TRN", "GRAMA", 1, 51), {K_IA1}, 0, KN_ECYCLEOPEN,
+         NULL, NULL},
+        {"the open cycle after a close", s_fx_closed, SETTLE("TRN", "GRAMA", 2, 51), {K_IA1}, 0,
+         KN_ECYCLEOPEN, NULL, NULL},
+        {"beyond the open cycle", s_fx_closed, SETTLE("TRN", "GRAMA", 3, 51), {K_IA1}, 0,
+         KN_ENOCYCLE, NULL, NULL},
+        {"beyond the open first cycle", s_fx_traded, SETTLE("TRN", "GRAMA", 2, 51), {K_IA1}, 0,
+         KN_ENOCYCLE, NULL, NULL},
+        {"a cancelled circle", s_circle_multilateral, SETTLE("GRAMA", "TRN", 1, 10), {K_IB}, 0,
+         KN_ENOOBLIGATION, NULL, NULL},
+        {"one of three", s_circle_bilateral, SETTLE("GRAMA", "TRN", 1, 10), {K_IB}, 0, 0, NULL,
+         chk_circle_one_settled},
+        {"the debtor's admin in a circle", s_circle_bilateral, SETTLE("BCN", "GRAMA", 1, 10),
+         {K_IB}, 0, KN_EUNAUTHORISED, NULL, NULL},
+        {"the last of three", s_circle_two_settled, SETTLE("BCN", "GRAMA", 1, 10), {K_IA2}, 0, 0,
+         NULL, chk_circle_all_settled},
+    };
+    RUN(cases);
+}
+
+/* ---------------------------------------------------------------- exchange arithmetic */
+
+static void exchange_amounts_exact(void **state)
+{
+    enum { SEND = LEDGER_EXCHANGE_SEND, DELIVER = LEDGER_EXCHANGE_DELIVER };
+    const uint64_t max = INT64_MAX, term = LEDGER_RATE_TERM_MAX;
+    const struct {
+        uint64_t num, den;
+        uint8_t mode;
+        uint64_t amount;
+        int err;
+        uint64_t pay, get;
+    } cases[] = {
+        {3, 2, SEND, 10, 0, 10, 15},
+        {1, 3, SEND, 7, 0, 7, 2},       /* floor(7/3) */
+        {1, 3, DELIVER, 2, 0, 6, 2},    /* ceil(2 * 3) */
+        {3, 2, DELIVER, 7, 0, 5, 7},    /* ceil(14/3) = ceil(4.67) */
+        {2, 3, DELIVER, 1, 0, 2, 1},    /* ceil(3/2) */
+        {2, 3, DELIVER, 2, 0, 3, 2},    /* exactly 3 */
+        {1, 3, SEND, 1, KN_ETOOSMALL, 0, 0},
+        {1, 3, SEND, 2, KN_ETOOSMALL, 0, 0},
+        {1, 3, SEND, 3, 0, 3, 1},
+        {1, term, SEND, term - 1, KN_ETOOSMALL, 0, 0},
+        {1, term, SEND, term, 0, term, 1},
+        {1, 1, SEND, max, 0, max, max},
+        {1, 1, DELIVER, max, 0, max, max},
+        {3, 2, SEND, max, KN_EOVERFLOW, 0, 0},            /* 1.5 * INT64_MAX arrives */
+        {1, 2, DELIVER, max, KN_EOVERFLOW, 0, 0},         /* 2 * INT64_MAX to pay */
+        {1, 2, DELIVER, max / 2, 0, max - 1, max / 2},    /* 2 * 4611686018427387903 */
+        {1, 2, DELIVER, max / 2 + 1, KN_EOVERFLOW, 0, 0}, /* INT64_MAX + 1 to pay */
+        {1, 2, SEND, max + 1, KN_EOVERFLOW, 0, 0},        /* pays beyond int64 */
+        /* The products need more than 64 bits; the results do not. */
+        {term, term, SEND, max, 0, max, max},
+        {term - 1, term, SEND, max, 0, max, 9223372036845552434ull}, /* floor(max * (1 - 1e-12)) */
+        {term, 1, DELIVER, max, 0, 9223373, max},         /* ceil(max / 1e12) */
+        {1, term, DELIVER, 9223372, 0, 9223372000000000000ull, 9223372},
+        {1, term, DELIVER, 9223373, KN_EOVERFLOW, 0, 0},
+        {term, 1, SEND, 9223372, 0, 9223372, 9223372000000000000ull},
+        {term, 1, SEND, 9223373, KN_EOVERFLOW, 0, 0},
+    };
+    size_t failed = 0, n = sizeof cases / sizeof cases[0];
+    for (size_t i = 0; i < n; i++) {
+        uint64_t pay = 0, get = 0;
+        int got = ledger_exchange_amounts(cases[i].num, cases[i].den, cases[i].mode,
+                                          cases[i].amount, &pay, &get);
+        bool ok = got == cases[i].err && (got || (pay == cases[i].pay && get == cases[i].get));
+        if (ok) continue;
+        printf("[  CASE  ] %s %llu at %llu/%llu: got %s pay %llu get %llu, want %s pay %llu "
+               "get %llu\n",
+               cases[i].mode == SEND ? "send" : "deliver", (unsigned long long)cases[i].amount,
+               (unsigned long long)cases[i].num, (unsigned long long)cases[i].den,
+               kn_errname(got), (unsigned long long)pay, (unsigned long long)get,
+               kn_errname(cases[i].err), (unsigned long long)cases[i].pay,
+               (unsigned long long)cases[i].get);
+        failed++;
+    }
+    if (failed) fail_msg("%zu of %zu exchange amounts differ", failed, n);
+}
+
 /* ---------------------------------------------------------------- decoding */
 
 typedef struct decode_case {
@@ -2012,6 +2994,7 @@ static void tw_then_expire(ledger_tx *tx) { add_op(tx, &(op_spec)EXPIRE("GRAMA",
 static void tw_then_pay(ledger_tx *tx) { add_op(tx, &(op_spec)PAY("GRAMA", K_FOOD, "", K_HOLD1, 1)); }
 static void tw_no_ops(ledger_tx *tx) { tx->n_ops = 0; }
 static void tw_huge_amount(ledger_tx *tx) { tx->ops[0].amount = (uint64_t)INT64_MAX + 1; }
+static void tw_then_close(ledger_tx *tx) { add_op(tx, &(op_spec)CYCLE_CLOSE(1, MULTILATERAL)); }
 
 static void decode_rejections(void **state)
 {
@@ -2065,6 +3048,34 @@ static void decode_rejections(void **state)
                                              .amount = 1},
          NULL, KN_EDECODE},
         {"no operations", ISSUE("GRAMA", 1), tw_no_ops, KN_ENOOPS},
+        {"rate well formed", RATE("GRAMA", "TRN", LEDGER_RATE_TERM_MAX, 1, TS, T_END), NULL, 0},
+        {"rate to the unit well formed", RATE("GRAMA", LEDGER_UNIT, 1, LEDGER_RATE_TERM_MAX, TS,
+                                              T_END),
+         NULL, 0},
+        {"rate numerator zero", RATE("GRAMA", "TRN", 0, 1, TS, T_END), NULL, KN_EINVAL},
+        {"rate denominator zero", RATE("GRAMA", "TRN", 1, 0, TS, T_END), NULL, KN_EINVAL},
+        {"rate numerator beyond 10^12", RATE("GRAMA", "TRN", LEDGER_RATE_TERM_MAX + 1, 1, TS,
+                                             T_END),
+         NULL, KN_EINVAL},
+        {"rate denominator beyond 10^12", RATE("GRAMA", "TRN", 1, LEDGER_RATE_TERM_MAX + 1, TS,
+                                               T_END),
+         NULL, KN_EINVAL},
+        {"exchange well formed", XDELIVER("GRAMA", K_FOOD, "TRN", K_BOOK, 5, 9), NULL, 0},
+        {"exchange zero", XSEND("GRAMA", K_FOOD, "TRN", K_BOOK, 0), NULL, KN_EZEROAMOUNT},
+        {"exchange mode zero", {.kind = LEDGER_OP_EXCHANGE, .code = "GRAMA", .subject = K_FOOD,
+                                .counter = "TRN", .to = K_BOOK, .amount = 5},
+         NULL, KN_EINVAL},
+        {"close well formed", CYCLE_CLOSE(1, BILATERAL), NULL, 0},
+        {"close then another op", CYCLE_CLOSE(1, MULTILATERAL), tw_close_then_pay, KN_EINVAL},
+        {"another op then close", PAY("GRAMA", K_FOOD, "", K_HOLD1, 1), tw_then_close,
+         KN_EINVAL},
+        {"close netting zero", CYCLE_CLOSE(1, 0), NULL, KN_EINVAL},
+        {"settle well formed", SETTLE("TRN", "GRAMA", 1, 51), NULL, 0},
+        {"settle zero", SETTLE("TRN", "GRAMA", 1, 0), NULL, KN_EZEROAMOUNT},
+        {"clearing well formed", CLEARING_RETURN("GRAMA", 1), NULL, 0},
+        {"clearing zero", CLEARING_FUND("GRAMA", 0), NULL, KN_EZEROAMOUNT},
+        {"clearing direction zero", {.kind = LEDGER_OP_CLEARING, .code = "GRAMA", .amount = 1},
+         NULL, KN_EINVAL},
     };
     size_t failed = 0, n = sizeof cases / sizeof cases[0];
     ledger_tx *tx = malloc(sizeof *tx), *back = malloc(sizeof *back);
@@ -2290,37 +3301,8 @@ static void world_figures(void **state)
  * checks: this is about what execution records). */
 static void exec_block(world *w, uint64_t time_ms, const ledger_tx *txs, uint32_t n)
 {
-    store_txn *t;
-    ledger_chain ch;
-    assert_int_equal(store_begin(w->env, false, &t), 0);
-    assert_int_equal(ledger_chain_get(t, &ch), 0);
-    store_abort(t);
-    ledger_header h = {.height = ch.height + 1, .time_ms = time_ms};
-    strcpy(h.chain_id, CHAIN);
-    memcpy(h.prev_id, ch.last_block_id, KN_HASH_BYTES);
-    memcpy(h.state_hash, ch.state_hash, KN_HASH_BYTES);
-    kn_buf bytes[8] = {{0}}, block = {0};
-    ledger_slice slices[8];
-    uint8_t ids[8][KN_HASH_BYTES], block_id[KN_HASH_BYTES];
     assert_true(n <= 8);
-    for (uint32_t i = 0; i < n; i++) {
-        ledger_tx_encode(&txs[i], &bytes[i]);
-        slices[i] = (ledger_slice){bytes[i].data, bytes[i].len};
-        memcpy(ids[i], txs[i].id, KN_HASH_BYTES);
-    }
-    ledger_slice no_cert = {NULL, 0};
-    ledger_block_build(&h, slices, (const uint8_t(*)[KN_HASH_BYTES])ids, n, &no_cert, &block,
-                       block_id);
-    ledger_block_view v;
-    assert_int_equal(ledger_block_decode(block.data, block.len, &v), 0);
-    static const uint8_t cert[1] = {0xc0};
-    assert_int_equal(store_begin(w->env, true, &t), 0);
-    assert_int_equal(ledger_block_execute(t, &v, block.data, block.len, txs, cert, 1), 0);
-    ledger_check_invariants(t);
-    assert_int_equal(store_commit(t), 0);
-    ledger_block_view_free(&v);
-    kn_buf_free(&block);
-    for (uint32_t i = 0; i < n; i++) kn_buf_free(&bytes[i]);
+    exec_block_with(w->env, CHAIN, time_ms, txs, n, ledger_tx_encode);
 }
 
 static void one_tx(ledger_tx *tx, op_spec s, const int *signers)
@@ -2548,6 +3530,12 @@ int main(void)
         cmocka_unit_test(expire_rules),
         cmocka_unit_test(demurrage_rules),
         cmocka_unit_test(mutual_credit_rules),
+        cmocka_unit_test(rate_rules),
+        cmocka_unit_test(exchange_rules),
+        cmocka_unit_test(exchange_amounts_exact),
+        cmocka_unit_test(clearing_rules),
+        cmocka_unit_test(close_rules),
+        cmocka_unit_test(settle_rules),
         cmocka_unit_test(history_pages),
         cmocka_unit_test(limits_full_batches_and_big_sweep),
     };
