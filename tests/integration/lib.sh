@@ -45,3 +45,58 @@ bad() {
   echo "FAIL: $*"
   FAILURES=$((FAILURES + 1))
 }
+
+# check WHAT GOT WANT: reports and goes on.
+check() { if [ "$2" = "$3" ]; then ok "$1: $2"; else bad "$1: got '$2', wanted '$3'"; fi; }
+
+# ---------------------------------------------------------------- a local network
+# For tests that run validators with API ports BASE_PORT+0, +1, ...
+
+api() { echo "http://127.0.0.1:$((BASE_PORT + $1))"; }
+status_of() { curl -sf --max-time 5 "$(api "$1")/v1/status"; }
+height_of() { status_of "$1" | jq -r .height; }
+now_ms() { date +%s%3N; }
+block_time_ms() { status_of 0 | jq -r .last_block_time_ms; }
+after_ms() { [ "$(block_time_ms)" -ge "$1" ]; }
+
+# all_at_least H NODE...: every node listed has committed height H.
+all_at_least() {
+  local h=$1 i got
+  for i in "${@:2}"; do
+    got=$(height_of "$i" 2>/dev/null) || return 1
+    [ -n "$got" ] && [ "$got" -ge "$h" ] || return 1
+  done
+}
+
+# mempools_empty [NODE...] (default 0 1 2 3)
+mempools_empty() {
+  local i nodes=("$@")
+  [ $# -gt 0 ] || nodes=(0 1 2 3)
+  for i in "${nodes[@]}"; do
+    [ "$(status_of "$i" | jq -r .mempool.size)" = 0 ] || return 1
+  done
+}
+
+# Waits until nodes 0-3 have reached the highest height any of them reports,
+# so that a read from any node sees what was committed before.
+sync_nodes() {
+  local i h top=0
+  for i in 0 1 2 3; do
+    h=$(height_of "$i") || fail "node $i does not answer"
+    [ "$h" -le "$top" ] || top=$h
+  done
+  wait_for 30 "all nodes at height $top" all_at_least "$top" 0 1 2 3
+}
+
+# Key files in WORK/keys: newkey NAME creates one and prints its public key.
+newkey() { "$KOINON" keygen --out "$WORK/keys/$1.json"; }
+key() { echo "$WORK/keys/$1.json"; }
+
+# bg_tx LIST NODE ARGS...: submits a transaction in the background, its JSON
+# answer appended to LIST; the pid goes to BG.
+bg_tx() {
+  local list=$1 node=$2
+  shift 2
+  { "$KOINON" "$@" --node "$(api "$node")" --json | jq -c . >>"$list"; } 2>>"$WORK/bg-errors" &
+  BG+=($!)
+}

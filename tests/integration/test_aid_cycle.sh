@@ -46,37 +46,6 @@ fail() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-api() { echo "http://127.0.0.1:$((BASE_PORT + $1))"; }
-status_of() { curl -sf --max-time 5 "$(api "$1")/v1/status"; }
-height_of() { status_of "$1" | jq -r .height; }
-now_ms() { date +%s%3N; }
-block_time_ms() { status_of 0 | jq -r .last_block_time_ms; }
-
-all_at_least() {
-  local h=$1 i got
-  for i in "${@:2}"; do
-    got=$(height_of "$i" 2>/dev/null) || return 1
-    [ -n "$got" ] && [ "$got" -ge "$h" ] || return 1
-  done
-}
-
-# Waits until every node has reached the highest height any of them reports,
-# so that a read from any node sees what was committed before.
-sync_nodes() {
-  local i h top=0
-  for i in 0 1 2 3; do
-    h=$(height_of "$i") || fail "node $i does not answer"
-    [ "$h" -le "$top" ] || top=$h
-  done
-  wait_for 30 "all nodes at height $top" all_at_least "$top" 0 1 2 3
-}
-
-mempools_empty() {
-  local i
-  for i in 0 1 2 3; do
-    [ "$(status_of "$i" | jq -r .mempool.size)" = 0 ] || return 1
-  done
-}
 
 # ---------------------------------------------------------------- transactions
 
@@ -107,12 +76,6 @@ refused() {
 # node's answer (with the id) goes to the file LIST. settle LIST checks them.
 BG=()
 BG_FAILED=0
-bg_tx() {
-  local list=$1 node=$2
-  shift 2
-  { "$KOINON" "$@" --node "$(api "$node")" --json | jq -c . >>"$list"; } 2>>"$WORK/bg-errors" &
-  BG+=($!)
-}
 
 # Waits for the background submissions so far, counting failures in BG_FAILED.
 bg_wait() {
@@ -196,7 +159,6 @@ pub() { "$KOINON" pubkey --key "$1"; }
 MANAGER_PK=$(pub "$MANAGER")
 AUDITOR_PK=$(pub "$AUDITOR")
 mkdir -p "$WORK/keys"
-newkey() { "$KOINON" keygen --out "$WORK/keys/$1.json"; }
 FOOD=$(newkey food)
 PHARMACY=$(newkey pharmacy)
 BAR=$(newkey bar)
@@ -205,7 +167,6 @@ SSE2=$(newkey sse2)
 SSE3=$(newkey sse3)
 B=("") # B[i]: beneficiary i's public key, 1..100
 for i in $(seq 1 $BENEFICIARIES); do B[$i]=$(newkey "b$i"); done
-key() { echo "$WORK/keys/$1.json"; }
 
 # ---------------------------------------------------------------- 1. the city's parties
 # A programme manager and an auditor need the issuer quorum (one key here).
@@ -340,7 +301,6 @@ expect "aid still unspent" "$(sum_balances "$WORK/acc-before" $PROG)" $((DISBURS
 expect "programme balance before expiry" "$(pstat 0 balance)" $((FUNDED - DISBURSED))
 
 # ---------------------------------------------------------------- expiry
-after_ms() { [ "$(block_time_ms)" -ge "$1" ]; }
 wait_for $((WINDOW_MS / 1000 + 30)) "a block after the programme's end" after_ms "$END_MS"
 refused programme_not_active "aid spent after the end" 1 transfer --currency $CODE --to "$FOOD" \
   --amount 10 --programme $PROG --key "$(key b5)"

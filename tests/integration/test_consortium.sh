@@ -38,9 +38,7 @@ fail() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-api() { echo "http://127.0.0.1:$((BASE_PORT + $1))"; }
 
-height_of() { curl -sf "$(api "$1")/v1/status" | jq -r .height; }
 
 start_node() {
   local i=$1 name
@@ -50,21 +48,7 @@ start_node() {
   PIDS[$i]=$!
 }
 
-all_at_least() {
-  local h=$1 i
-  for i in "${@:2}"; do
-    local got
-    got=$(height_of "$i" 2>/dev/null) || return 1
-    [ -n "$got" ] && [ "$got" -ge "$h" ] || return 1
-  done
-}
 
-mempools_empty() {
-  local i
-  for i in "$@"; do
-    [ "$(curl -sf "$(api "$i")/v1/status" | jq -r .mempool.size)" = 0 ] || return 1
-  done
-}
 
 # Everything a node says about the ledger at height $2, as one string.
 ledger_view() {

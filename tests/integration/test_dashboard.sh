@@ -31,13 +31,11 @@ PLAYWRIGHT_VERSION=1.65.1
 CACHE=${KOINON_E2E_CACHE:-$HOME/.cache/koinon-e2e}
 CHROMIUM=${KOINON_CHROMIUM:-/usr/bin/chromium}
 KILL_INDEX=3                              # the validator to SIGKILL (not 0: the page reads node 0)
-api() { echo "http://127.0.0.1:$((BASE_PORT + $1))"; }
 # Where the browser opens the page: the one koinond embeds and serves. Empty would
 # make dashboard_e2e.mjs serve node/dashboard/index.html itself and proxy /v1/ to
 # node 0 (for working on the page without rebuilding).
-DASHBOARD_URL="$(api 0)/dashboard"""
-
 source "$(dirname "$0")/lib.sh"
+DASHBOARD_URL="$(api 0)/dashboard"
 skip() {
   log "SKIP: $*"
   exit 0
@@ -79,13 +77,6 @@ fail() {
   exit 1
 }
 
-all_at_least() {
-  local h=$1 i got
-  for i in "${@:2}"; do
-    got=$(curl -sf -m 2 "$(api "$i")/v1/status" | jq -r .height) || return 1
-    [ -n "$got" ] && [ "$got" -ge "$h" ] || return 1
-  done
-}
 
 log "work dir $WORK, base port $BASE_PORT"
 "$KOINON" init --validators 4 --out "$WORK/net" --base-port "$BASE_PORT" >/dev/null

@@ -39,9 +39,6 @@ fail() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-# check WHAT GOT WANT
-check() { if [ "$2" = "$3" ]; then ok "$1: $2"; else bad "$1: got '$2', wanted '$3'"; fi; }
-
 # http METHOD PATH: sets $code, $body, $errcode (error.code of a JSON error).
 http() {
   code=$(curl -sS --max-time 10 -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' \
@@ -188,7 +185,8 @@ http GET "/v1/accounts/$ZERO"
 check "the currency's own accounts" \
   "$(jq -c '[.accounts[] | select(.currency == "'$CODE'") | [.sub, .kind, .balance, .floor]] | sort' <<<"$body")" \
   "$(jq -nc --arg p $PROG '[["#issuing","issuing",-100000,null],["#treasury","treasury",70000,0],
-    [$p,"programme",20000,0],["#fees","fees",0,0],["#demurrage","demurrage",0,0]] | sort')"
+    [$p,"programme",20000,0],["#fees","fees",0,0],["#demurrage","demurrage",0,0],
+    ["#clearing","clearing_house",0,0]] | sort')"
 
 ok_tx "freeze the holder" freeze "$HOLDER" --currency $CODE --key "$ISSUER"
 check "holder flags when frozen" "$(get "/v1/accounts/$HOLDER" | jq -c '.accounts[0] | [.kind, .flags, .balance]')" \
