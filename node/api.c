@@ -912,9 +912,9 @@ static void csv_field(kn_buf *b, const char *s)
 #define REPORT_CSV_HEADER "currency,from,to,figure,value\n"
 
 /* One row: the report's "currency,from,to," prefix, then figure and value. */
-static void csv_row(kn_buf *b, const char *prefix, const char *figure, const char *value)
+static void csv_row(kn_buf *b, const kn_buf *prefix, const char *figure, const char *value)
 {
-    kn_buf_append(b, prefix, strlen(prefix));
+    kn_buf_append(b, prefix->data, prefix->len);
     csv_field(b, figure);
     kn_buf_append(b, ",", 1);
     kn_buf_append(b, value, strlen(value));
@@ -926,12 +926,15 @@ static void csv_row(kn_buf *b, const char *prefix, const char *figure, const cha
  * category as one row per category. */
 static void report_csv(kn_buf *b, const json_t *rep)
 {
-    char prefix[128], value[32], figure[LEDGER_CATEGORY_MAX + 8];
+    char value[32], figure[LEDGER_CATEGORY_MAX + 8];
     const char *key, *category;
     const json_t *v, *amount;
-    snprintf(prefix, sizeof prefix, "%s,%s,%s,", json_string_value(json_object_get(rep, "currency")),
-             json_string_value(json_object_get(rep, "from")),
-             json_string_value(json_object_get(rep, "to")));
+    kn_buf prefix = {0};
+    static const char *const fields[] = {"currency", "from", "to"};
+    for (size_t i = 0; i < 3; i++) {
+        csv_field(&prefix, json_string_value(json_object_get(rep, fields[i])));
+        kn_buf_append(&prefix, ",", 1);
+    }
     json_object_foreach((json_t *)rep, key, v)
     {
         if (json_is_object(v)) {
@@ -939,15 +942,16 @@ static void report_csv(kn_buf *b, const json_t *rep)
             {
                 snprintf(figure, sizeof figure, "spent:%s", category);
                 snprintf(value, sizeof value, "%" JSON_INTEGER_FORMAT, json_integer_value(amount));
-                csv_row(b, prefix, figure, value);
+                csv_row(b, &prefix, figure, value);
             }
         } else if (json_is_integer(v)) {
             snprintf(value, sizeof value, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-            csv_row(b, prefix, key, value);
+            csv_row(b, &prefix, key, value);
         } else if (strcmp(key, "currency") && strcmp(key, "from") && strcmp(key, "to")) {
-            csv_row(b, prefix, key, json_string_value(v));
+            csv_row(b, &prefix, key, json_string_value(v));
         }
     }
+    kn_buf_free(&prefix);
 }
 
 typedef struct report_query {

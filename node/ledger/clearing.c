@@ -113,7 +113,7 @@ int ledger_rates_each(store_txn *t, void (*cb)(void *ctx, const ledger_rate *r),
 int ledger_cycle_current(store_txn *t, uint64_t *number)
 {
     ledger__key k;
-    int64_t v;
+    int64_t v = 0;
     ledger__key_tag(&k, 'Y');
     int rc = ledger__get_cell(t, &k, &v);
     *number = v ? (uint64_t)v : 1;

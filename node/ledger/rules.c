@@ -24,8 +24,10 @@
 
 /* A disbursement touches per beneficiary its roles, its main account (frozen
  * or not), its sub-account and its cap figure, and indexes each new
- * beneficiary; other operations a handful of accounts and figures each. */
-#define OVERLAY_MAX (4 * LEDGER_PAYEES_MAX + 12 * LEDGER_OPS_MAX)
+ * beneficiary; other operations up to about 24 accounts, roles and figures
+ * each (an exchange between two demurrage currencies). A transaction that
+ * needs more is refused with KN_ETOOBIG, never half applied. */
+#define OVERLAY_MAX (4 * LEDGER_PAYEES_MAX + 32 * LEDGER_OPS_MAX)
 #define LEGS_MAX (2 * LEDGER_PAYEES_MAX + 8 * LEDGER_OPS_MAX)
 #define RAWS_MAX (LEDGER_PAYEES_MAX + 2 * LEDGER_OPS_MAX)
 #define ARENA_BYTES 8192
@@ -120,7 +122,7 @@ static int load(rules *R, uint8_t type, const ledger__key *k, entry **out)
             return 0;
         }
     }
-    KN_REQUIRE(R->n < OVERLAY_MAX);
+    if (R->n == OVERLAY_MAX) return KN_ETOOBIG;
     entry *e = &R->e[R->n];
     memset(e, 0, sizeof *e);
     e->type = type;
@@ -349,6 +351,7 @@ static uint8_t movement_figure(const ledger_account *f, const ledger_account *t,
         [LEDGER_OP_CLAWBACK] = LEDGER__FG_CLAWED,    [LEDGER_OP_EXPIRE] = LEDGER__FG_EXPIRED,
         [LEDGER_OP_REVERSE] = LEDGER__FG_REVERSED,
     };
+    if (!from_key && !to_key && kind != LEDGER_OP_ISSUE && kind != LEDGER_OP_RETIRE) return 0;
     if (kind == LEDGER_MOVE_FEE) return LEDGER__FG_FEES;
     if (kind == LEDGER_MOVE_DEMURRAGE) return LEDGER__FG_DEMURRAGE;
     if (kind == LEDGER_OP_EXCHANGE)
@@ -562,6 +565,9 @@ static int op_retire(rules *R, const ledger_op *op, const ledger_currency *cur)
     entry *issuing, *treasury;
     rc = system_account(R, cur->code, LEDGER_SUB_ISSUING, &issuing);
     if (!rc) rc = system_account(R, cur->code, LEDGER_SUB_TREASURY, &treasury);
+    /* Money made by mutual credit may sit in the treasury; it was never
+     * issued, so it cannot be retired. */
+    if (!rc && op->amount > (uint64_t)-issuing->after.acct.balance) rc = KN_EOVERDRAFT;
     if (!rc) rc = move(R, treasury, issuing, (int64_t)op->amount, op->kind);
     return rc ? rc : stat_add(R, cur->code, LEDGER__ST_RETIRED, (int64_t)op->amount);
 }
@@ -1285,6 +1291,9 @@ static int op_exchange(rules *R, const ledger_op *op, const ledger_currency *cur
     if (!rc) rc = exchange_quote(R, op, &pay, &get, &worth);
     entry *from, *in, *out, *to;
     if (!rc) rc = paying_account(R, cur, op->from, "", false, &from);
+    /* Only money held crosses a border: credit is not backed by euros. */
+    if (!rc && (from->after.acct.balance < 0 || pay > (uint64_t)from->after.acct.balance))
+        rc = KN_EOVERDRAFT;
     if (!rc) rc = system_account(R, cur->code, LEDGER_SUB_CLEARING, &in);
     if (!rc) rc = move(R, from, in, (int64_t)pay, op->kind);
     if (!rc) rc = system_account(R, to_cur.code, LEDGER_SUB_CLEARING, &out);

@@ -443,6 +443,8 @@ static void read_grant(rd *r, ledger_op *op, bool grant)
         r_uint(r, &op->amount, INT64_MAX);
         bool merchant = op->role == LEDGER_ROLE_MERCHANT;
         fail(r, merchant != (op->ref[0] != '\0'), KN_EINVAL);
+        /* Reports list spending at SSE entities under "sse". */
+        fail(r, merchant && strcmp(op->ref, "sse") == 0, KN_EINVAL);
         fail(r, op->amount && op->role != LEDGER_ROLE_SSE, KN_EINVAL);
     }
     /* The consortium admin role alone is held for the whole consortium. */
@@ -479,8 +481,8 @@ static void read_rate(rd *r, ledger_op *op)
     r_code(r, op->counter);
     r_uint(r, &op->num, LEDGER_RATE_TERM_MAX);
     r_uint(r, &op->den, LEDGER_RATE_TERM_MAX);
-    r_uint(r, &op->start_ms, UINT64_MAX);
-    r_uint(r, &op->end_ms, UINT64_MAX);
+    r_uint(r, &op->start_ms, INT64_MAX);
+    r_uint(r, &op->end_ms, INT64_MAX);
     fail(r, op->num == 0 || op->den == 0 || op->start_ms >= op->end_ms, KN_EINVAL);
     fail(r, strcmp(op->currency, op->counter) == 0, KN_EINVAL);
 }

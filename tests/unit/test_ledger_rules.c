@@ -1012,6 +1012,13 @@ static void chk_retired_all(store_txn *t)
     assert_int_equal(supply(t, "GRAMA"), 8000);
 }
 
+/* MUT has issued nothing; the clearing agent pays 100 of credit-made money
+ * back to the treasury. */
+static void s_credit_in_treasury(store_txn *t)
+{
+    DO(t, TC, PAY("MUT", K_CLR, "", K_ZERO, 100), K_CLR);
+}
+
 static void retire_rules(void **state)
 {
     static const rule_case cases[] = {
@@ -1023,6 +1030,8 @@ static void retire_rules(void **state)
         {"one issuer of two", NULL, RETIRE("GRAMA", 2000), {K_IA2}, 0, KN_EQUORUM, NULL, NULL},
         {"a manager", NULL, RETIRE("GRAMA", 2000), {K_PM}, 0, KN_EUNAUTHORISED, NULL, NULL},
         {"unknown currency", NULL, RETIRE("NOPE", 1), {K_IA1, K_IA2}, 0, KN_ENOCURRENCY, NULL, NULL},
+        {"credit-made money, never issued", s_credit_in_treasury, RETIRE("MUT", 100), {K_IB}, 0,
+         KN_EOVERDRAFT, NULL, NULL},
     };
     RUN(cases);
 }
@@ -2466,6 +2475,12 @@ static void chk_dem_payer_charged(store_txn *t)
     assert_int_equal(position(t, 1, "DEM"), -100);
 }
 
+static void s_fx_mut_eur(store_txn *t)
+{
+    s_fx(t);
+    DO(t, TC, RATE("MUT", LEDGER_UNIT, 1, 1, TS, T_END), K_ADM1, K_ADM2);
+}
+
 static void s_fx_exchanged(store_txn *t)
 {
     s_fx(t);
@@ -2561,6 +2576,9 @@ static void exchange_rules(void **state)
          NULL},
         {"signed by the issuer quorum", s_fx, FX_FOOD_BOOK(10), {K_IA1, K_IA2}, 0,
          KN_EWRONGSIGNER, NULL, NULL},
+        /* K_SSE is at -300 on its MUT credit line of 1000. */
+        {"on mutual credit", s_fx_mut_eur, XSEND("MUT", K_SSE, "GRAMA", K_FOOD, 10), {K_SSE}, 0,
+         KN_EOVERDRAFT, NULL, NULL},
         {"frozen payer", s_fx_freeze_food, FX_FOOD_BOOK(10), {K_FOOD}, 0, KN_EFROZEN, NULL, NULL},
         {"frozen receiver", s_fx_freeze_book, FX_FOOD_BOOK(10), {K_FOOD}, 0, KN_EFROZEN, NULL,
          NULL},
@@ -3020,6 +3038,9 @@ static void decode_rejections(void **state)
         {"programme end not after start", PROGRAMME("GRAMA", "new"), tw_prog_end, KN_EINVAL},
         {"programme budget zero", PROGRAMME("GRAMA", "new"), tw_prog_budget, KN_EINVAL},
         {"two programme definitions", PROGRAMME("GRAMA", "new"), tw_two_programmes, KN_EINVAL},
+        {"merchant category named like SSE spending", GRANT("GRAMA", R_MERCH, K_OUT, "sse", 0),
+         NULL, KN_EINVAL},
+        {"merchant category otherwise", GRANT("GRAMA", R_MERCH, K_OUT, "sse2", 0), NULL, 0},
         {"role zero", GRANT("GRAMA", 0, K_OUT, "", 0), NULL, KN_EINVAL},
         {"role beyond the last", GRANT("GRAMA", LEDGER_ROLE_MAX + 1, K_OUT, "", 0), NULL,
          KN_EINVAL},
