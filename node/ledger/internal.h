@@ -214,6 +214,8 @@ KN_MUST int ledger__r_text(kn_cur *c, char *out, size_t min, size_t max);
 /* Stored int64 amount: 0, KN_ENOTFOUND, or a store error. A stored value that
  * does not decode is a broken invariant (the ledger wrote it). */
 KN_MUST int ledger__get_amount(store_txn *t, const uint8_t *key, size_t klen, int64_t *out);
+/* The amount of a stored cell's value bytes (as an iterator returns them). */
+int64_t ledger__amount_of(const uint8_t *p, size_t n);
 /* Same, with an absent record reading as 0. */
 KN_MUST int ledger__get_cell(store_txn *t, const ledger__key *k, int64_t *out);
 

@@ -43,6 +43,13 @@ static int64_t *figure_of(ledger_report *r, uint8_t figure)
     }
 }
 
+/* Daily figures are flows, which over a long period could in principle pass
+ * int64: sums stop at its ends rather than wrap. */
+static void add_to(int64_t *sum, int64_t v)
+{
+    if (!kn_add_i64(*sum, v, sum)) *sum = v > 0 ? INT64_MAX : INT64_MIN;
+}
+
 static uint32_t key_day(const uint8_t *k, size_t at)
 {
     return (uint32_t)k[at] << 24 | (uint32_t)k[at + 1] << 16 | (uint32_t)k[at + 2] << 8 | k[at + 3];
@@ -81,21 +88,21 @@ static int add_figures(store_txn *t, ledger_report *r)
         uint8_t figure = k[kl - 1];
         int64_t amount;
         if (day >= r->to_day) break;
-        KN_REQUIRE(ledger__get_amount(t, k, kl, &amount) == 0);
+        amount = ledger__amount_of(v, vl);
         if (day >= r->from_day && before) {
             r->outstanding_start = h.now;
             before = false;
         }
         if (figure == LEDGER__FG_HELD) {
             held_until(&h, day);
-            h.now += amount;
+            add_to(&h.now, amount);
             /* The day closes with its change in: counted from the next one on. */
             if (day >= r->from_day) {
                 h.days += h.now;
                 h.day = day + 1;
             }
         } else if (day >= r->from_day) {
-            *figure_of(r, figure) += amount;
+            add_to(figure_of(r, figure), amount);
         }
     }
     store_iter_close(it);
@@ -115,7 +122,7 @@ static void category_add(categories *cs, const char *name, int64_t amount)
 {
     for (uint32_t i = 0; i < cs->n; i++) {
         if (strcmp(cs->c[i].name, name) == 0) {
-            cs->c[i].amount += amount;
+            add_to(&cs->c[i].amount, amount);
             return;
         }
     }
@@ -150,7 +157,7 @@ static int categories_each(store_txn *t, const ledger_report *r,
         size_t n = k[prefix.n + 4];
         int64_t amount;
         KN_REQUIRE(n <= LEDGER_CATEGORY_MAX && kl == prefix.n + 5 + n);
-        KN_REQUIRE(ledger__get_amount(t, k, kl, &amount) == 0);
+        amount = ledger__amount_of(v, vl);
         memcpy(name, k + prefix.n + 5, n);
         name[n] = '\0';
         category_add(&cs, name, amount);
@@ -197,7 +204,8 @@ int ledger_report_get(store_txn *t, const char *code, uint32_t from_day, uint32_
     out->to_day = to_day;
     rc = add_figures(t, out);
     if (rc) return rc;
-    out->injected = out->treasury_paid + out->disbursed;
+    out->injected = out->treasury_paid;
+    add_to(&out->injected, out->disbursed);
     ratios(out);
     return cb ? categories_each(t, out, cb, ctx) : 0;
 }

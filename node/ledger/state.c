@@ -173,6 +173,14 @@ void ledger__key_category(ledger__key *k, const char *code, uint32_t day, const 
     ledger__key_str(k, category);
 }
 
+int64_t ledger__amount_of(const uint8_t *p, size_t n)
+{
+    int64_t v;
+    kn_cur c = kn_cur_make(p, n);
+    KN_REQUIRE(kn_r_int(&c, &v) == 0 && c.left == 0); /* the ledger wrote it */
+    return v;
+}
+
 static int decode_amount(const uint8_t *p, size_t n, int64_t *out)
 {
     kn_cur c = kn_cur_make(p, n);
