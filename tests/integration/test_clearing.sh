@@ -141,18 +141,7 @@ snapshot() {
 }
 
 # ---------------------------------------------------------------- the devnet
-log "work dir $WORK, base port $BASE_PORT"
-NET="$WORK/net"
-"$KOINON" init --validators 4 --out "$NET" --base-port "$BASE_PORT" --chain-id "$CHAIN" >/dev/null
-for i in 0 1 2 3; do
-  name=$(jq -r ".validators[$i].name" "$NET/genesis.json")
-  KOINON_CHECK_INVARIANTS=1 "$KOINOND" --config "$NET/$name/node.json" >>"$WORK/node$i.log" 2>&1 &
-  PIDS[$i]=$!
-done
-serves_chain() { [ "$(status_of "$1" 2>/dev/null | jq -r .chain_id)" = "$CHAIN" ]; }
-for i in 0 1 2 3; do wait_for 30 "node $i to serve chain $CHAIN" serves_chain "$i"; done
-wait_for 60 "four validators committing" all_at_least 2 0 1 2 3
-log "four cities up"
+start_devnet
 
 KEYS="$NET/keys"
 ADMIN="$KEYS/admin.json"
