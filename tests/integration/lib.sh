@@ -1,8 +1,15 @@
 # Helpers shared by the integration tests (sourced, not run). A script sets
-# WORK (its temporary directory) and PIDS (the processes it started), and
-# defines fail() before it calls wait_for.
+# WORK (its temporary directory) and PIDS (the processes it started); it may
+# define its own fail() after sourcing this file.
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
+
+# A failure nothing sensible can follow: the node logs' last lines, then out.
+fail() {
+  log "FAIL: $*"
+  tail_node_logs 20
+  exit 1
+}
 
 # Ends the processes this test started (PIDS, plus any pids given), by pid
 # only, waits for them, and removes WORK.

@@ -38,11 +38,6 @@ GRACE_MS=4000
 PIDS=()
 
 source "$(dirname "$0")/lib.sh"
-fail() {
-  log "FAIL: $*"
-  tail_node_logs 20
-  exit 1
-}
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 

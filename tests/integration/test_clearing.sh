@@ -44,12 +44,6 @@ RATE_WINDOW_MS=${KOINON_CLEARING_RATE_WINDOW_MS:-8000}
 PIDS=()
 
 source "$(dirname "$0")/lib.sh"
-# Setup failures: nothing sensible can follow.
-fail() {
-  log "FAIL: $*"
-  tail_node_logs 20
-  exit 1
-}
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 

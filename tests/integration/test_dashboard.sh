@@ -71,12 +71,6 @@ E2E_PID=""
 trap 'cleanup $E2E_PID' EXIT
 trap 'exit 1' INT TERM
 
-fail() {
-  log "FAIL: $*"
-  tail_node_logs 20
-  exit 1
-}
-
 
 log "work dir $WORK, base port $BASE_PORT"
 "$KOINON" init --validators 4 --out "$WORK/net" --base-port "$BASE_PORT" >/dev/null
