@@ -104,7 +104,9 @@
     X(CYCLEOPEN, "cycle_open", "settlement cycle is not closed yet")                 \
     X(NOOBLIGATION, "unknown_obligation", "the cycle has no such settlement obligation") \
     X(SETTLEAMOUNT, "settlement_mismatch", "settlement amount differs from the obligation") \
-    X(SETTLED, "already_settled", "the obligation is already settled")
+    X(SETTLED, "already_settled", "the obligation is already settled")            \
+    X(BADEVIDENCE, "bad_evidence", "the votes are not two validly signed conflicting votes of one validator") \
+    X(EVIDENCEKNOWN, "evidence_known", "this equivocation is already recorded")
 
 enum {
     KN_OK = 0,

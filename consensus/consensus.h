@@ -218,6 +218,13 @@ void cons_on_value(cons_state *c, uint64_t height, uint32_t round,
 /* After CONS_ACT_COMMIT: the certificate from the precommits the core holds. */
 KN_MUST int cons_commit_cert(const cons_state *c, cons_cert *out);
 
+/* The signed prevotes the core holds for its valid value in the valid round:
+ * the proof of lock that peers need before they prevote a re-proposal of it
+ * (Algorithm 1, line 28). Some of them may come from validators that will not
+ * say them again, so the driver relays them while the height stalls and keeps
+ * them with the valid block across a restart. Returns how many were written. */
+uint32_t cons_valid_proof(const cons_state *c, cons_vote out[CONS_VALIDATORS_MAX]);
+
 /* Read-only view for status pages. */
 uint64_t cons_height(const cons_state *c);
 uint32_t cons_round(const cons_state *c);

@@ -8,7 +8,8 @@
  * Memory: everything lives in one block from cons_new(). Votes are kept for a
  * window of ROUND_SLOTS rounds; each slot is tagged with its round and may be
  * recycled for another round, except the current, locked, valid and decided
- * rounds. That bounds memory however long a height stalls.
+ * rounds and the round the current proposal cites as its proof of lock. That
+ * bounds memory however long a height stalls.
  *
  * Own votes: the core emits unsigned votes and proposals and counts them only
  * when the driver feeds them back signed, exactly like a peer's. The step
@@ -20,8 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rounds of the current height whose votes are kept. At most four are pinned
- * (current, locked, valid, decided), so there is always room for new rounds. */
+/* Rounds of the current height whose votes are kept. At most five are pinned
+ * (current, locked, valid, decided, cited), so there is always room for new
+ * rounds. */
 #define ROUND_SLOTS 16
 #define VOTE_TYPES 2
 /* Upper bound on rule firings per event; each rule fires at most once a round and
@@ -34,6 +36,10 @@ typedef struct round_slot {
     uint64_t voted[VOTE_TYPES];     /* validators with a counted vote, by type - 1 */
     uint64_t evidenced[VOTE_TYPES]; /* validators already reported as equivocating */
     cons_vote votes[VOTE_TYPES][CONS_VALIDATORS_MAX];
+    /* An equivocator's latest vote for a block other than its first vote's
+     * (see cons_on_vote). */
+    uint64_t has_other[VOTE_TYPES];
+    cons_vote other[VOTE_TYPES][CONS_VALIDATORS_MAX];
     bool has_proposal;
     bool proposal_valid; /* the driver's latest verdict on the block */
     int32_t pol_round;
@@ -90,17 +96,29 @@ static uint64_t mask_power(const cons_state *c, uint64_t mask)
     return power;
 }
 
+static bool vote_is_for(const cons_vote *v, const uint8_t *block_id)
+{
+    return block_id ? !v->nil && same_block(v->block_id, block_id) : v->nil;
+}
+
+/* Validator i's vote of one type for one block (block_id NULL: for nil), its
+ * first one or an equivocator's other one; NULL when it cast none. */
+static const cons_vote *vote_for(const round_slot *s, uint8_t type, uint32_t i,
+                                 const uint8_t *block_id)
+{
+    const cons_vote *first = &s->votes[type - 1][i], *other = &s->other[type - 1][i];
+    if ((s->voted[type - 1] & bit(i)) && vote_is_for(first, block_id)) return first;
+    if ((s->has_other[type - 1] & bit(i)) && vote_is_for(other, block_id)) return other;
+    return NULL;
+}
+
 /* Power of the votes of one type for one block (block_id NULL: for nil). */
 static uint64_t power_for(const cons_state *c, const round_slot *s, uint8_t type,
                           const uint8_t *block_id)
 {
     uint64_t power = 0;
-    for (uint32_t i = 0; i < c->vs.n; i++) {
-        const cons_vote *v = &s->votes[type - 1][i];
-        if (!(s->voted[type - 1] & bit(i))) continue;
-        if (block_id ? (!v->nil && same_block(v->block_id, block_id)) : v->nil)
-            power += c->vs.v[i].power;
-    }
+    for (uint32_t i = 0; i < c->vs.n; i++)
+        if (vote_for(s, type, i, block_id)) power += c->vs.v[i].power;
     return power;
 }
 
@@ -139,16 +157,27 @@ static const round_slot *slot_find(const cons_state *c, uint32_t round)
     return NULL;
 }
 
+/* The round whose prevotes the current round's proposal cites as its proof of
+ * lock (line 28), or -1. */
+static int64_t cited_round(const cons_state *c)
+{
+    const round_slot *s = slot_find(c, c->round);
+    return s && s->has_proposal ? s->pol_round : -1;
+}
+
 static bool round_pinned(const cons_state *c, uint32_t round)
 {
     return round == c->round || (int64_t)round == c->locked_round ||
-           (int64_t)round == c->valid_round || (c->decided && round == c->decided_round);
+           (int64_t)round == c->valid_round || (c->decided && round == c->decided_round) ||
+           (int64_t)round == cited_round(c);
 }
 
 /* Which slot a new round may take. Free slots first; then the lowest round below
- * the current one; then, for a future round, the future round with the least
- * sender power (ties: the highest round), so a faulty validator spraying votes for
- * far rounds cannot push out a round that honest validators are filling. */
+ * the current one (for the round the current proposal cites, whatever its age:
+ * its votes may be all that keeps the height from stalling); then, for a future
+ * round, the future round with the least sender power (ties: the highest round),
+ * so a faulty validator spraying votes for far rounds cannot push out a round
+ * that honest validators are filling. */
 static round_slot *slot_victim(cons_state *c, uint32_t round)
 {
     round_slot *old = NULL, *future = NULL;
@@ -167,7 +196,7 @@ static round_slot *slot_victim(cons_state *c, uint32_t round)
             future_power = p;
         }
     }
-    if (old && old->round < round) return old;
+    if (old && (old->round < round || (int64_t)round == cited_round(c))) return old;
     if (future && round < c->round) return NULL; /* never evict the future for the past */
     return future;
 }
@@ -184,6 +213,7 @@ static round_slot *slot_get(cons_state *c, uint32_t round)
     s->round = round;
     s->voted[0] = s->voted[1] = 0;
     s->evidenced[0] = s->evidenced[1] = 0;
+    s->has_other[0] = s->has_other[1] = 0;
     s->has_proposal = false;
     return s;
 }
@@ -534,6 +564,13 @@ void cons_on_proposal(cons_state *c, const cons_proposal *p, bool block_valid, c
     run_rules(c);
 }
 
+/* The block of the current round's proposal, or NULL. */
+static const uint8_t *proposed_block(const cons_state *c)
+{
+    const round_slot *s = slot_find(c, c->round);
+    return s && s->has_proposal ? s->block_id : NULL;
+}
+
 static bool votes_equal(const cons_vote *a, const cons_vote *b)
 {
     return a->nil == b->nil && (a->nil || same_block(a->block_id, b->block_id));
@@ -559,7 +596,26 @@ void cons_on_vote(cons_state *c, const cons_vote *v, cons_actions *out)
     if (!s) return;
     cons_vote *stored = &s->votes[v->type - 1][v->validator];
     if (s->voted[v->type - 1] & bit(v->validator)) {
-        if (!votes_equal(stored, v)) report_equivocation(c, s, stored, v);
+        /* An equivocator's second vote is evidence, and it still counts for
+         * its own block: others may have seen it first, so it can be part of
+         * the proof of lock they relay. Counting both votes of validators
+         * under a third of the power can never make two quorums of one round
+         * for different blocks; the first vote alone still decides what
+         * counts once, in "+2/3 of any kind". */
+        if (votes_equal(stored, v)) return;
+        report_equivocation(c, s, stored, v);
+        if (v->nil) return;
+        cons_vote *other = &s->other[v->type - 1][v->validator];
+        if (s->has_other[v->type - 1] & bit(v->validator)) {
+            /* A third vote (Twins can make one) takes the place of the second
+             * only when it is for the block the current round's proposal
+             * needs votes for. */
+            const uint8_t *wanted = proposed_block(c);
+            if (votes_equal(other, v) || !wanted || !same_block(v->block_id, wanted)) return;
+        }
+        *other = *v;
+        s->has_other[v->type - 1] |= bit(v->validator);
+        run_rules(c);
         return;
     }
     *stored = *v;
@@ -613,9 +669,8 @@ int cons_commit_cert(const cons_state *c, cons_cert *out)
     memcpy(out->block_id, c->decided_block, KN_HASH_BYTES);
     uint64_t power = 0;
     for (uint32_t i = 0; i < c->vs.n; i++) {
-        const cons_vote *v = &s->votes[CONS_PRECOMMIT - 1][i];
-        if (!(s->voted[CONS_PRECOMMIT - 1] & bit(i)) || v->nil) continue;
-        if (!same_block(v->block_id, c->decided_block)) continue;
+        const cons_vote *v = vote_for(s, CONS_PRECOMMIT, i, c->decided_block);
+        if (!v) continue;
         out->sigs[out->n_sigs].validator = i;
         memcpy(out->sigs[out->n_sigs].sig, v->sig, KN_SIG_BYTES);
         out->n_sigs++;
@@ -623,6 +678,17 @@ int cons_commit_cert(const cons_state *c, cons_cert *out)
     }
     KN_REQUIRE(cons_quorum(&c->vs, power)); /* the commit rule saw this quorum */
     return 0;
+}
+
+uint32_t cons_valid_proof(const cons_state *c, cons_vote out[CONS_VALIDATORS_MAX])
+{
+    const round_slot *s = c->valid_round >= 0 ? slot_find(c, (uint32_t)c->valid_round) : NULL;
+    uint32_t n = 0;
+    for (uint32_t i = 0; s && i < c->vs.n; i++) {
+        const cons_vote *v = vote_for(s, CONS_PREVOTE, i, c->valid_block);
+        if (v) out[n++] = *v;
+    }
+    return n;
 }
 
 uint64_t cons_height(const cons_state *c)

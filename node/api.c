@@ -677,6 +677,54 @@ static void get_rates(node *n, net_http_req *req, store_txn *t, const api_path *
     respond_read(req, ledger_rates_each(t, add_rate, &ctx), o);
 }
 
+/* ---------------------------------------------------------------- evidence */
+
+/* The block a vote is for, null for nil. */
+static json_t *vote_block_json(const cons_vote *v)
+{
+    return v->nil ? json_null() : hex_json(v->block_id, KN_HASH_BYTES);
+}
+
+static const char *vote_type_name(uint8_t type)
+{
+    return type == CONS_PREVOTE ? "prevote" : "precommit";
+}
+
+/* The name the genesis gives the validator of that key ("" if none). */
+static const char *validator_name(node *n, const uint8_t pk[KN_PK_BYTES])
+{
+    uint32_t i = cons_valset_find(&n->cfg->valset, pk);
+    return i == CONS_NO_VALIDATOR ? "" : n->cfg->validators[i].name;
+}
+
+typedef struct evidence_ctx {
+    node *n;
+    json_t *list;
+} evidence_ctx;
+
+static void add_evidence(void *ctx, const ledger_evidence *e)
+{
+    evidence_ctx *x = ctx;
+    json_array_append_new(
+        x->list, json_pack("{s:s,s:o,s:i,s:I,s:i,s:s,s:o,s:o,s:I}", "validator",
+                           validator_name(x->n, e->validator_pk), "validator_key",
+                           hex_json(e->validator_pk, KN_PK_BYTES), "validator_index",
+                           (int)e->a.validator, "height", (json_int_t)e->a.height, "round",
+                           (int)e->a.round, "type", vote_type_name(e->a.type), "block_a",
+                           vote_block_json(&e->a), "block_b", vote_block_json(&e->b),
+                           "recorded_height", (json_int_t)e->recorded_height));
+}
+
+/* GET /v1/evidence: every equivocation recorded on the ledger, in key order
+ * (validator, height, round, type). */
+static void get_evidence(node *n, net_http_req *req, store_txn *t, const api_path *p)
+{
+    (void)p;
+    evidence_ctx ctx = {n, json_array()};
+    json_t *o = json_pack("{s:o}", "evidence", ctx.list);
+    respond_read(req, ledger_evidence_each(t, add_evidence, &ctx), o);
+}
+
 /* A cycle's summary; what only a closed cycle has is null while it is open. */
 static json_t *cycle_json(const ledger_cycle *c)
 {
@@ -1178,6 +1226,15 @@ static json_t *op_json(const ledger_tx *tx, const ledger_op *op)
     case LEDGER_OP_GRANT:
     case LEDGER_OP_REVOKE:
     case LEDGER_OP_ACCOUNT: op_party_json(o, op); break;
+    case LEDGER_OP_EVIDENCE:
+        json_object_update_new(
+            o, json_pack("{s:i,s:I,s:i,s:s,s:o,s:o}", "validator_index",
+                         (int)tx->evidence[0].validator, "height",
+                         (json_int_t)tx->evidence[0].height, "round", (int)tx->evidence[0].round,
+                         "type", vote_type_name(tx->evidence[0].type), "block_a",
+                         vote_block_json(&tx->evidence[0]), "block_b",
+                         vote_block_json(&tx->evidence[1])));
+        break;
     default: op_money_json(o, op); break;
     }
     return o;
@@ -1352,6 +1409,18 @@ static json_t *evidence_json(node *n)
     return list;
 }
 
+/* How many equivocations the committed ledger has recorded (null when the
+ * store cannot be read). */
+static json_t *evidence_recorded_json(node *n)
+{
+    store_txn *t;
+    uint64_t count = 0;
+    if (store_begin(n->store, false, &t)) return json_null();
+    int rc = ledger_evidence_count(t, &count);
+    store_abort(t);
+    return rc ? json_null() : json_integer((json_int_t)count);
+}
+
 static json_t *peers_json(node *n)
 {
     json_t *list = json_array();
@@ -1389,6 +1458,7 @@ static void get_status(node *n, net_http_req *req)
     json_object_set_new(o, "peers", peers_json(n));
     json_object_set_new(o, "recent_blocks", recent_blocks_json(n));
     json_object_set_new(o, "evidence", evidence_json(n));
+    json_object_set_new(o, "evidence_recorded", evidence_recorded_json(n));
     respond_json(req, 200, o, NULL);
 }
 
@@ -1437,6 +1507,7 @@ static enum node_api_route route_of_v1(const api_path *p)
     if (seg_is(p, 0, "rates") && p->n == 1) return NODE_ROUTE_RATES;
     if (seg_is(p, 0, "cycles") && p->n <= 2) return NODE_ROUTE_CYCLES;
     if (seg_is(p, 0, "reports") && p->n <= 2) return NODE_ROUTE_REPORTS;
+    if (seg_is(p, 0, "evidence") && p->n == 1) return NODE_ROUTE_EVIDENCE;
     return NODE_ROUTE_OTHER;
 }
 
@@ -1483,6 +1554,7 @@ void node__api_handle(void *ctx, net_http_req *req)
     case NODE_ROUTE_RATES: with_read_txn(n, req, get_rates, &p); break;
     case NODE_ROUTE_CYCLES: with_read_txn(n, req, get_cycles, &p); break;
     case NODE_ROUTE_REPORTS: with_read_txn(n, req, get_reports, &p); break;
+    case NODE_ROUTE_EVIDENCE: with_read_txn(n, req, get_evidence, &p); break;
     case NODE_ROUTE_METRICS: get_metrics(n, req); break;
     case NODE_ROUTE_DASHBOARD: get_dashboard(n, req); break;
     case NODE_ROUTE_EVENTS: node__events_subscribe(n, req); break;

@@ -239,6 +239,9 @@ static int load_genesis_lists(json_t *root, const char *path, node_config *cfg)
     if (load_currencies(curs, path, &cfg->genesis) || load_admins(root, path, &cfg->genesis))
         return KN_ECONFIG;
     if (cons_valset_init(&cfg->valset)) return CONFIG_ERR(path, "bad validator powers");
+    /* The ledger keeps the validator set too: the evidence rule checks votes. */
+    cfg->genesis.n_validators = cfg->valset.n;
+    memcpy(cfg->genesis.validators, cfg->valset.v, sizeof cfg->valset.v[0] * cfg->valset.n);
     return 0;
 }
 

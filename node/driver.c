@@ -14,12 +14,6 @@
 #include <string.h>
 
 static const char last_signed_key[] = "last_signed";
-/* Every vote signed at the current height, so a restarted node can say again
- * what it said: its prevotes are part of the proof of lock others may need. */
-static const char own_votes_key[] = "own_votes";
-/* The bytes of the block the core holds as its valid value, so a restarted
- * proposer can propose it again. */
-static const char valid_block_key[] = "valid_block";
 
 typedef struct cons_timer {
     uv_timer_t handle;
@@ -96,37 +90,13 @@ static node__signed signed_of(const cons_action *a)
     return s;
 }
 
-/* The own-votes record: [[type, height, round, block | nil]...]: what was
- * voted, without signatures (Ed25519 signs deterministically, so signing again
- * after a restart yields the very same votes). */
-static void encode_own_votes(const node *n, const cons_actions *acts, kn_buf *b)
-{
-    uint32_t count = n->n_own_votes;
-    for (uint32_t i = 0; i < acts->n; i++) count += acts->a[i].kind == CONS_ACT_BROADCAST_VOTE;
-    kn_w_array(b, count);
-    for (uint32_t i = 0; i < count; i++) {
-        const cons_vote *v = i < n->n_own_votes ? &n->own_votes[i] : NULL;
-        for (uint32_t j = 0, k = n->n_own_votes; !v && j < acts->n; j++)
-            if (acts->a[j].kind == CONS_ACT_BROADCAST_VOTE && k++ == i) v = &acts->a[j].u.vote;
-        cons_vote_sign_bytes(v, b);
-    }
-}
-
-/* The valid block's bytes, written when the core's valid value changes. */
-static int put_valid_block(node *n, store_txn *t, const cons_safety *s)
+/* The valid block's bytes when the core's valid value changed since they were
+ * last stored, else NULL. */
+static node__proposal *valid_block_to_store(node *n, const cons_safety *s)
 {
     if (s->valid_round < 0 || memcmp(s->valid_block, n->stored_valid_id, KN_HASH_BYTES) == 0)
-        return 0;
-    node__proposal *prop = proposal_find(n, s->valid_block);
-    if (!prop) return 0;
-    kn_buf b = {0};
-    kn_w_array(&b, 2);
-    kn_w_uint(&b, (uint64_t)s->valid_round);
-    kn_w_bin(&b, prop->block.data, prop->block.len);
-    int rc = store_put(t, STORE_META, valid_block_key, sizeof valid_block_key - 1, b.data, b.len);
-    kn_buf_free(&b);
-    if (!rc) memcpy(n->stored_valid_id, s->valid_block, KN_HASH_BYTES);
-    return rc;
+        return NULL;
+    return proposal_find(n, s->valid_block);
 }
 
 /* Writes the core's safety state, the signing record, the votes of this
@@ -135,20 +105,24 @@ static int persist_safety(node *n, const node__signed *last, const cons_actions 
 {
     cons_safety s;
     cons_safety_get(n->cons, &s);
-    kn_buf b = {0}, votes = {0};
+    node__proposal *valid = valid_block_to_store(n, &s);
+    cons_vote proof[CONS_VALIDATORS_MAX];
+    ledger_valid_value value = {0};
+    if (valid)
+        value = (ledger_valid_value){{valid->block.data, valid->block.len}, proof,
+                                     cons_valid_proof(n->cons, proof)};
+    kn_buf b = {0};
     encode_signed(last, &b);
-    encode_own_votes(n, acts, &votes);
     store_txn *t;
     int rc = store_begin(n->store, true, &t);
     if (rc) goto out;
-    rc = ledger_safety_put(t, &s);
-    if (!rc) rc = store_put(t, STORE_META, last_signed_key, sizeof last_signed_key - 1, b.data, b.len);
-    if (!rc) rc = store_put(t, STORE_META, own_votes_key, sizeof own_votes_key - 1, votes.data, votes.len);
-    if (!rc) rc = put_valid_block(n, t, &s);
+    rc = store_put(t, STORE_META, last_signed_key, sizeof last_signed_key - 1, b.data, b.len);
+    if (!rc)
+        rc = ledger_restart_put(t, &s, n->own_votes, n->n_own_votes, acts, valid ? &value : NULL);
     rc = rc ? (store_abort(t), rc) : store_commit(t);
+    if (!rc && valid) memcpy(n->stored_valid_id, s.valid_block, KN_HASH_BYTES);
 out:
     kn_buf_free(&b);
-    kn_buf_free(&votes);
     return rc;
 }
 
@@ -175,6 +149,7 @@ static void prepare_speech(node *n, cons_actions *acts)
         speaks = true;
     }
     if (!speaks) return;
+    NODE_CRASH(BEFORE_PERSIST);
     int rc = persist_safety(n, &last, acts);
     if (rc) {
         KN_ERROR("cons", "cannot persist safety state: staying silent", "err=%s",
@@ -186,6 +161,7 @@ static void prepare_speech(node *n, cons_actions *acts)
         return;
     }
     n->last_signed = last;
+    NODE_CRASH(AFTER_PERSIST);
 }
 
 /* ---------------------------------------------------------------- proposals cache */
@@ -341,6 +317,7 @@ static void speak_proposal(node *n, cons_proposal *p)
     cons_proposal_encode(p, msg);
     kn_w_bin(msg, prop->block.data, prop->block.len);
     node__broadcast(n, msg);
+    NODE_CRASH(AFTER_SEND);
     KN_INFO("cons", "proposed block", "height=%llu round=%u", (unsigned long long)p->height,
             p->round);
     cons_actions acts;
@@ -374,6 +351,7 @@ static void speak_vote(node *n, cons_vote *v)
     vote_msg(v, &msg);
     node__broadcast(n, &msg);
     kn_buf_free(&msg);
+    NODE_CRASH(AFTER_SEND);
     cons_actions acts;
     cons_on_vote(n->cons, v, &acts);
     run_actions(n, &acts);
@@ -402,6 +380,19 @@ static void commit_decided(node *n, const cons_action *a)
                  (unsigned long long)a->u.commit.height, kn_strerror(rc));
     kn_buf_free(&cert_bytes);
     kn_buf_free(&block);
+}
+
+/* Puts the evidence of an equivocation on the ledger: the canonical
+ * transaction (every node that saw it builds the same id, so the mempools
+ * deduplicate it) into our mempool and out to the peers. */
+static void submit_evidence(node *n, const cons_action *a)
+{
+    static ledger_tx tx; /* loop thread only; too large for the stack */
+    ledger_evidence_tx(&tx, n->chain_id, &a->u.evidence.a, &a->u.evidence.b);
+    int rc = node__submit_own(n, &tx);
+    if (rc && rc != KN_EEVIDENCEKNOWN && rc != KN_EDUPTX)
+        KN_WARN("cons", "evidence transaction not admitted", "height=%llu err=%s",
+                (unsigned long long)a->u.evidence.a.height, kn_errname(rc));
 }
 
 static void run_actions(node *n, cons_actions *acts)
@@ -433,6 +424,7 @@ static void run_actions(node *n, cons_actions *acts)
                     "validator=%s height=%llu round=%u",
                     n->cfg->validators[a->u.evidence.a.validator].name,
                     (unsigned long long)a->u.evidence.a.height, a->u.evidence.a.round);
+            submit_evidence(n, a);
             break;
         default: break; /* refused by the signing guard */
         }
@@ -688,8 +680,10 @@ static int execute(node *n, const ledger_block_view *v, const uint8_t *block, si
         return rc;
     }
     if (n->check_invariants) ledger_check_invariants(t);
+    NODE_CRASH(MID_COMMIT);
     rc = store_commit(t);
     if (rc) return rc;
+    NODE_CRASH(AFTER_COMMIT);
     rc = store_begin(n->store, false, &t);
     if (rc) return rc;
     rc = ledger_chain_get(t, &n->chain);
@@ -756,33 +750,21 @@ static void start_height(node *n)
 
 /* ---------------------------------------------------------------- start, tick */
 
-/* One vote record: [type, height, round, block | nil], as cons_vote_sign_bytes. */
-static int decode_vote_record(kn_cur *c, cons_vote *v)
+/* Puts the stored valid block of height h back in the proposal cache. A block
+ * of an older height is left out: it would take its round's slot. */
+static void load_valid_block(node *n, store_txn *t, uint64_t h)
 {
-    uint32_t n;
-    uint64_t type, round;
-    if (kn_r_array(c, &n) || n != 4 || kn_r_uint(c, &type) || kn_r_uint(c, &v->height) ||
-        kn_r_uint(c, &round) || type < CONS_PREVOTE || type > CONS_PRECOMMIT || round > UINT32_MAX)
-        return KN_EDECODE;
-    v->type = (uint8_t)type;
-    v->round = (uint32_t)round;
-    v->nil = kn_r_nil(c);
-    return v->nil ? 0 : kn_r_bin_fixed(c, v->block_id, KN_HASH_BYTES);
-}
-
-static void load_valid_block(node *n, const uint8_t *p, size_t len)
-{
-    kn_cur c = kn_cur_make(p, len);
-    uint32_t count;
-    uint64_t round;
-    const uint8_t *block;
-    size_t block_len;
+    uint32_t round, n_proof;
+    ledger_slice block;
     ledger_block_view v;
-    KN_REQUIRE(kn_r_array(&c, &count) == 0 && count == 2 && kn_r_uint(&c, &round) == 0 &&
-               kn_r_bin(&c, &block, &block_len) == 0);
-    if (ledger_block_decode(block, block_len, &v)) return;
-    proposal_keep(n, (uint32_t)round, v.block_id, block, block_len);
-    memcpy(n->stored_valid_id, v.block_id, KN_HASH_BYTES);
+    cons_vote proof[CONS_VALIDATORS_MAX];
+    if (ledger_valid_value_get(t, &round, &block, proof, &n_proof) ||
+        ledger_block_decode(block.p, block.n, &v))
+        return;
+    if (v.hdr.height == h) {
+        proposal_keep(n, round, v.block_id, block.p, block.n);
+        memcpy(n->stored_valid_id, v.block_id, KN_HASH_BYTES);
+    }
     ledger_block_view_free(&v);
 }
 
@@ -799,36 +781,41 @@ static void load_restart_state(node *n, store_txn *t)
     size_t len;
     if (store_get(t, STORE_META, last_signed_key, sizeof last_signed_key - 1, &p, &len) == 0)
         KN_REQUIRE(decode_signed(p, len, &n->last_signed) == 0);
-    if (s.height != n->chain.height + 1) return; /* what follows belongs to that height */
-    if (store_get(t, STORE_META, valid_block_key, sizeof valid_block_key - 1, &p, &len) == 0)
-        load_valid_block(n, p, len);
+    if (s.height == n->chain.height + 1) load_valid_block(n, t, s.height);
 }
 
-/* Signs again the votes this node cast at the height it resumes, and feeds them
- * to the core (which counts them) and to the repeat list. */
-static void resume_own_votes(node *n)
+static void feed_vote(node *n, const cons_vote *v)
+{
+    cons_actions acts;
+    cons_on_vote(n->cons, v, &acts);
+    run_actions(n, &acts);
+}
+
+/* Signs again the votes this node cast at the height it resumes and feeds them
+ * to the core (which counts them) and to the repeat list; then feeds the proof
+ * of its valid value, so the core can relay it again. */
+static void resume_votes(node *n)
 {
     store_txn *t;
-    const uint8_t *p;
-    size_t len;
-    uint32_t count;
+    cons_vote votes[NODE_OWN_VOTES_MAX + CONS_ACTIONS_MAX], proof[CONS_VALIDATORS_MAX];
+    uint32_t count = 0, n_proof = 0, round;
+    ledger_slice block;
     if (store_begin(n->store, false, &t)) return;
-    if (store_get(t, STORE_META, own_votes_key, sizeof own_votes_key - 1, &p, &len) == 0) {
-        kn_cur c = kn_cur_make(p, len);
-        KN_REQUIRE(kn_r_array(&c, &count) == 0);
-        for (uint32_t i = 0; i < count && !n->stopping; i++) {
-            cons_vote v = {0};
-            KN_REQUIRE(decode_vote_record(&c, &v) == 0);
-            if (v.height != cons_height(n->cons)) break; /* a record of an older height */
-            v.validator = n->cfg->self;
-            cons_vote_sign(&v, &n->cfg->key, n->chain_id);
-            keep_own_vote(n, &v);
-            cons_actions acts;
-            cons_on_vote(n->cons, &v, &acts);
-            run_actions(n, &acts);
-        }
-    }
+    uint32_t cap = (uint32_t)(sizeof votes / sizeof votes[0]);
+    int rc = ledger_own_votes_get(t, cons_height(n->cons), votes, cap, &count);
+    if (!rc && ledger_valid_value_get(t, &round, &block, proof, &n_proof)) n_proof = 0;
     store_abort(t);
+    for (uint32_t i = 0; !rc && i < count && !n->stopping; i++) {
+        cons_vote *v = &votes[i];
+        v->validator = n->cfg->self;
+        cons_vote_sign(v, &n->cfg->key, n->chain_id);
+        keep_own_vote(n, v);
+        feed_vote(n, v);
+    }
+    for (uint32_t i = 0; i < n_proof && !n->stopping; i++)
+        if (proof[i].height == cons_height(n->cons) &&
+            cons_vote_verify(&proof[i], &n->cfg->valset, n->chain_id) == 0)
+            feed_vote(n, &proof[i]);
 }
 
 int node__driver_start(node *n)
@@ -845,7 +832,7 @@ int node__driver_start(node *n)
     if (rc) return rc;
     n->last_commit_mono_ms = kn_mono_ms();
     start_height(n);
-    resume_own_votes(n);
+    resume_votes(n);
     return 0;
 }
 
@@ -885,18 +872,27 @@ void node__driver_tick(node *n, uint64_t now_mono_ms)
     node__repeat_own(n, CONS_NO_VALIDATOR);
 }
 
+static void say_to(node *n, uint32_t peer_or_all, const kn_buf *msg)
+{
+    if (peer_or_all == CONS_NO_VALIDATOR) node__broadcast(n, msg);
+    else node__send(n, peer_or_all, msg);
+}
+
 void node__repeat_own(node *n, uint32_t peer_or_all)
 {
+    cons_vote proof[CONS_VALIDATORS_MAX];
+    uint32_t n_proof = cons_valid_proof(n->cons, proof);
+    /* The proposal first: it makes the round it cites worth keeping. */
+    if (n->own_proposal.len) say_to(n, peer_or_all, &n->own_proposal);
     kn_buf msg = {0};
-    for (uint32_t i = 0; i <= n->n_own_votes; i++) {
-        const kn_buf *out = &n->own_proposal;
-        if (i < n->n_own_votes) {
-            vote_msg(&n->own_votes[i], &msg);
-            out = &msg;
-        }
-        if (!out->len) continue;
-        if (peer_or_all == CONS_NO_VALIDATOR) node__broadcast(n, out);
-        else node__send(n, peer_or_all, out);
+    for (uint32_t i = 0; i < n->n_own_votes; i++) {
+        vote_msg(&n->own_votes[i], &msg);
+        say_to(n, peer_or_all, &msg);
+    }
+    for (uint32_t i = 0; i < n_proof; i++) {
+        if (proof[i].validator == n->cfg->self) continue; /* among our own votes */
+        vote_msg(&proof[i], &msg);
+        say_to(n, peer_or_all, &msg);
     }
     kn_buf_free(&msg);
 }

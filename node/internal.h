@@ -5,7 +5,8 @@
  * actions, proposals, commits, safety state), catchup.c (fetching missed
  * blocks), mempool.c (bounded pending transactions), submit.c (decoding,
  * off-loop signature verification, admission, clients waiting for commit),
- * api.c (HTTP handlers), config.c.
+ * api.c (HTTP handlers), config.c, crash.c (crash points for the crash
+ * tests).
  */
 #ifndef KOINON_NODE_INTERNAL_H
 #define KOINON_NODE_INTERNAL_H
@@ -143,13 +144,13 @@ typedef struct node__peer_state {
 #define NODE_EVIDENCE_MAX 16    /* equivocations kept for status */
 #define NODE_HIST_BUCKETS 11
 #define NODE_ERR_SLOTS (KN__ERR_END - KN__ERR_BASE) /* slot 0 is ok */
-#define NODE_API_ROUTES 13
+#define NODE_API_ROUTES 14
 
 enum node_api_route {
     NODE_ROUTE_OTHER, NODE_ROUTE_STATUS, NODE_ROUTE_TXS_POST, NODE_ROUTE_TXS_GET,
     NODE_ROUTE_ACCOUNTS, NODE_ROUTE_CURRENCIES, NODE_ROUTE_BLOCKS, NODE_ROUTE_METRICS,
     NODE_ROUTE_DASHBOARD, NODE_ROUTE_EVENTS, NODE_ROUTE_RATES, NODE_ROUTE_CYCLES,
-    NODE_ROUTE_REPORTS
+    NODE_ROUTE_REPORTS, NODE_ROUTE_EVIDENCE
 };
 extern const char *const node__api_routes[NODE_API_ROUTES];
 
@@ -248,6 +249,9 @@ typedef struct node {
     uint64_t catchup_asked_ms;
     uint32_t catchup_peer; /* asked last; the next request goes to another */
     bool catchup_open;     /* a request is out and its answer not yet in */
+    uint64_t catchup_since_ms;     /* monotonic; when this catch-up began, 0 when none */
+    uint64_t catchup_applied;      /* blocks it applied so far */
+    uint64_t catchup_certs_verified; /* certificates of fetched blocks that verified */
 
     /* Submissions. */
     struct node__verify_queue *vq;
@@ -277,8 +281,9 @@ KN_MUST int node__check_block(node *n, const uint8_t *block, size_t len,
                               const uint8_t expected_id[KN_HASH_BYTES],
                               uint8_t (**ids)[KN_HASH_BYTES]);
 void node__driver_tick(node *n, uint64_t now_mono_ms);
-/* Sends what this node said at the current height (its proposal and every
- * vote) to one peer, or to all with CONS_NO_VALIDATOR. */
+/* Sends what this node said at the current height (its latest proposal and
+ * every vote), with the proof of its valid value (peers' prevotes their signers
+ * may never repeat), to one peer, or to all with CONS_NO_VALIDATOR. */
 void node__repeat_own(node *n, uint32_t peer_or_all);
 /* Closes the consensus timeouts still pending (at shutdown). */
 void node__driver_close_timers(node *n);
@@ -289,6 +294,12 @@ void node__on_get_blocks_msg(node *n, uint32_t peer, kn_cur *c);
 void node__on_blocks_msg(node *n, uint32_t peer, kn_cur *c);
 void node__catchup_tick(node *n);
 void node__send_status(node *n, uint32_t peer_or_all);
+/* The peer to ask for the blocks after our tip: one that is up and ahead.
+ * With stay, the peer asked last if it still qualifies (it just served a good
+ * batch, so a faulty peer costs one retry, not one at every turn); otherwise
+ * the next one after it, so peers take turns and one that lies about its
+ * height or serves nothing cannot keep us waiting. CONS_NO_VALIDATOR: none. */
+uint32_t node__catchup_pick(const node *n, bool stay);
 
 /* submit.c */
 void node__submit_init(node *n);
@@ -297,6 +308,12 @@ void node__submit_free(node *n);
 void node__submit_client(node *n, net_http_req *req, const uint8_t *tx, size_t len,
                          bool wait_commit);
 void node__on_txs_msg(node *n, uint32_t peer, kn_cur *c);
+/* A transaction this node made itself (evidence of equivocation): checked
+ * against the committed state on the loop, admitted to the mempool and
+ * gossiped; no client waits for it. 0 when pending (now or already),
+ * KN_EDUPTX when committed before, else its verification or rule error or
+ * KN_EFULL. */
+KN_MUST int node__submit_own(node *n, const ledger_tx *tx);
 /* After a block commits: answer the waiting clients of its transactions and
  * drop them (and expired ones) from the mempool. */
 void node__mempool_after_commit(node *n, const ledger_block_view *v,
@@ -335,5 +352,46 @@ bool node__peer_online(const node *n, uint32_t v);
  * repeats itself, catch-up asks again); the error is returned for callers that care. */
 int node__send(node *n, uint32_t peer, const kn_buf *msg);
 void node__broadcast(node *n, const kn_buf *msg);
+
+/* crash.c: crash points for the crash tests (docs/ARCHITECTURE.md, "Crash
+ * points"). KOINON_CRASH_AT=<name>[:<n>] makes the process die at once, with
+ * NODE_CRASH_EXIT_STATUS and one line on stderr, the n-th time (default 1) the
+ * loop thread reaches that point. Only node/ has them: the consensus core and
+ * the ledger rules stay pure. */
+#define NODE_CRASH_POINTS(X)                                                          \
+    X(BEFORE_PERSIST, "before_persist") /* about to speak, nothing written */         \
+    X(AFTER_PERSIST, "after_persist")   /* safety state durable, nothing signed */    \
+    X(AFTER_SEND, "after_send")         /* one message of an action list sent */      \
+    X(MID_COMMIT, "mid_commit")         /* block executed, write txn not committed */ \
+    X(AFTER_COMMIT, "after_commit")     /* block durable, next height not started */  \
+    X(MID_CATCHUP, "mid_catchup")       /* fetched blocks partly applied */
+
+enum node_crash_point {
+#define NODE__CRASH_ENUM(id, name) NODE_CRASH_##id,
+    NODE_CRASH_POINTS(NODE__CRASH_ENUM)
+#undef NODE__CRASH_ENUM
+    NODE_CRASH__COUNT
+};
+
+#define NODE_CRASH_EXIT_STATUS 86
+
+/* Set once by node__crash_init; the only cost of an unarmed point. */
+extern bool node__crash_armed;
+
+#define NODE_CRASH(id)                                               \
+    do {                                                             \
+        if (node__crash_armed) node__crash_reached(NODE_CRASH_##id); \
+    } while (0)
+
+/* Reads KOINON_CRASH_AT once, at startup. KN_ECONFIG (logged) for a malformed
+ * value or an unknown point, so a test with a typo fails instead of waiting
+ * for a crash that never comes. */
+KN_MUST int node__crash_init(void);
+/* Arms the point spec names ("<name>[:<n>]"), or disarms for NULL or "";
+ * KN_ECONFIG (nothing armed) when malformed. For node__crash_init and tests. */
+KN_MUST int node__crash_arm(const char *spec);
+/* Counts a visit to point; ends the process when it is the armed one's n-th. */
+void node__crash_reached(enum node_crash_point point);
+const char *node__crash_name(enum node_crash_point point);
 
 #endif

@@ -6,7 +6,7 @@
 
 const char *const node__api_routes[NODE_API_ROUTES] = {
     "other", "status", "txs_post", "txs_get", "accounts", "currencies", "blocks", "metrics",
-    "dashboard", "events", "rates", "cycles", "reports"};
+    "dashboard", "events", "rates", "cycles", "reports", "evidence"};
 
 static void put(kn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

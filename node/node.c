@@ -202,7 +202,8 @@ int node_run(node_config *cfg)
     node__mempool_init(&n->mempool, cfg->mempool_txs_max);
     node__submit_init(n);
 
-    int rc = start(n);
+    int rc = node__crash_init();
+    if (!rc) rc = start(n);
     if (rc) KN_ERROR("node", "cannot start", "err=%s", kn_strerror(rc));
     else uv_run(&n->loop, UV_RUN_DEFAULT);
     stop(n);

@@ -319,6 +319,52 @@ void node__on_txs_msg(node *n, uint32_t peer, kn_cur *c)
     dispatch_jobs(n);
 }
 
+/* ---------------------------------------------------------------- own transactions */
+
+static void gossip_one(node *n, const kn_buf *bytes)
+{
+    kn_buf msg = {0};
+    kn_w_array(&msg, 2);
+    kn_w_uint(&msg, NODE_MSG_TXS);
+    kn_w_array(&msg, 1);
+    kn_w_bin(&msg, bytes->data, bytes->len);
+    node__broadcast(n, &msg);
+    kn_buf_free(&msg);
+}
+
+/* Rare and small (evidence has two votes to verify), so checked here on the
+ * loop instead of going through the verification queue, which answers a
+ * client for every local transaction. */
+int node__submit_own(node *n, const ledger_tx *tx)
+{
+    if (node__mempool_find(&n->mempool, tx->id)) return 0;
+    int rc = ledger_tx_verify(tx, n->chain_id);
+    store_txn *t = NULL;
+    if (!rc) rc = store_begin(n->store, true, &t);
+    if (rc) return rc;
+    ledger_tx_record rec;
+    rc = ledger_tx_record_get(t, tx->id, &rec) == 0
+             ? KN_EDUPTX
+             : ledger_tx_apply(t, tx, n->chain.height + 1, n->chain.last_time_ms);
+    store_abort(t);
+    if (rc) {
+        n->health.rejected[node__err_slot(rc)]++;
+        return rc;
+    }
+    kn_buf bytes = {0};
+    ledger_tx_encode(tx, &bytes);
+    node__mp_entry *e =
+        node__mempool_add(&n->mempool, tx->id, bytes.data, bytes.len, tx->expiry_height);
+    if (e) {
+        e->admitted_ms = kn_mono_ms();
+        gossip_one(n, &bytes);
+    }
+    kn_buf_free(&bytes);
+    if (!e) return KN_EFULL;
+    node__maybe_build(n);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- after a commit */
 
 static void answer_entry(node *n, store_txn *t, node__mp_entry *e)

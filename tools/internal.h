@@ -69,6 +69,7 @@ int cmd_programmes(int argc, char **argv);
 int cmd_programme(int argc, char **argv);
 int cmd_rates(int argc, char **argv);
 int cmd_cycles(int argc, char **argv);
+int cmd_evidence(int argc, char **argv);
 int cmd_cycle(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 

@@ -61,6 +61,7 @@ static const command commands[] = {
     {"cycles", "list the settlement cycles", cmd_cycles},
     {"cycle", "show a settlement cycle: positions and obligations", cmd_cycle},
     {"report", "show a currency's figures over a period (or every currency's)", cmd_report},
+    {"evidence", "list the equivocations of validators recorded on the ledger", cmd_evidence},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -1,6 +1,6 @@
 /* Read commands: `koinon account`, `history`, `tx`, `block`, `status`,
  * `currencies`, `currency`, `programmes`, `programme`, `rates`, `cycles`,
- * `cycle`, `report`. Each GETs one resource and prints a compact view of it
+ * `cycle`, `report`, `evidence`. Each GETs one resource and prints a compact view of it
  * (amounts in major units with the raw minor units beside them), or with
  * --json the node's JSON as it arrived. */
 #include "tools/internal.h"
@@ -555,6 +555,8 @@ static void print_status(const json_t *s)
     printf("%-12s%s\n", "last block", cli_jstr(s, "last_block_id", "-"));
     printf("%-12s%s / %s\n", "mempool", scalar_text(mempool, "size", a, sizeof a),
            scalar_text(mempool, "max", d, sizeof d));
+    printf("%-12s%s recorded on the ledger (koinon evidence)\n", "evidence",
+           scalar_text(s, "evidence_recorded", a, sizeof a));
     print_validators(json_object_get(s, "validators"));
 }
 
@@ -912,6 +914,49 @@ int cmd_rates(int argc, char **argv)
 {
     static const query_spec spec = {.usage = rates_usage, .help = rates_help};
     return show_resource(argc, argv, &spec, "/v1/rates", print_rates);
+}
+
+/* ---------------------------------------------------------------- evidence */
+
+static const char evidence_usage[] = "usage: koinon evidence [--node URL] [--json]\n";
+static const char evidence_help[] =
+    "usage: koinon evidence [--node URL] [--json]\n\n"
+    "Lists the equivocations recorded on the ledger: the validator that signed two\n"
+    "conflicting votes, their height, round and type, the two blocks voted for (nil\n"
+    "for a vote for no block), and the height of the block that recorded them.\n\n" NODE_HELP;
+
+/* A block id shortened for the table; "nil" for a vote for no block. */
+static const char *block_text(const json_t *e, const char *key, char *out, size_t cap)
+{
+    const char *id = cli_jstr(e, key, NULL);
+    if (!id) return "nil";
+    snprintf(out, cap, "%.16s", id);
+    return out;
+}
+
+static void print_evidence_one(const json_t *e)
+{
+    char a[24], b[24], height[32], round[32], at[32];
+    const char *name = cli_jstr(e, "validator", "");
+    printf("%-12s %.16s  %8s %5s %-9s %-16s %-16s %8s\n", name[0] ? name : "?",
+           cli_jstr(e, "validator_key", "?"), scalar_text(e, "height", height, sizeof height),
+           scalar_text(e, "round", round, sizeof round), cli_jstr(e, "type", "?"),
+           block_text(e, "block_a", a, sizeof a), block_text(e, "block_b", b, sizeof b),
+           scalar_text(e, "recorded_height", at, sizeof at));
+}
+
+static void print_evidence(const json_t *reply)
+{
+    if (json_array_size(json_object_get(reply, "evidence")))
+        printf("%-12s %-16s  %8s %5s %-9s %-16s %-16s %8s\n", "validator", "key", "height",
+               "round", "type", "block a", "block b", "recorded");
+    print_list(reply, "evidence", "no evidence recorded", print_evidence_one);
+}
+
+int cmd_evidence(int argc, char **argv)
+{
+    static const query_spec spec = {.usage = evidence_usage, .help = evidence_help};
+    return show_resource(argc, argv, &spec, "/v1/evidence", print_evidence);
 }
 
 /* ---------------------------------------------------------------- cycles */

@@ -5,7 +5,8 @@
  * Files: tx.c (transaction format, ids, signatures), block.c (header and block
  * format, block checks), state.c (state layout, reads, genesis, safety state,
  * the invariant scan), rules.c (the money rules over a per-transaction
- * overlay), exec.c (block execution and the state hash).
+ * overlay), exec.c (block execution and the state hash), evidence.c (the
+ * validator set in the state, the evidence rule's checks and its reads).
  *
  * State layout. STORE_STATE keys start with a tag byte; `code`, `id`, `sub`,
  * `batch` and `category` are written as one length byte and the bytes (so no key
@@ -45,6 +46,12 @@
  *                                counterparty_sub, tx_id]; cursor = height u64,
  *                                index u32, op u16, leg u16, so a reverse scan of
  *                                one owner is the account history newest first
+ *   "V" index u32             -> validator [pk bin32, power], written at genesis
+ *   "W" validator u32 height u64 round u32 type u8
+ *                             -> evidence [vote, vote, recorded_height]: the two
+ *                                votes (wire form) in canonical order; one record
+ *                                per equivocation, whichever order it came in
+ *   "w"                       -> number of evidence records
  * Invariant per currency: the balances of all its accounts sum to zero, and the
  * counts and figures match the accounts and records they summarise
  * (ledger_check_invariants verifies it from a full scan).
@@ -243,6 +250,16 @@ KN_MUST int ledger__put(store_txn *t, ledger__exec *ex, enum store_table tab, co
  * caller has made sure the id was never committed. */
 KN_MUST int ledger__tx_apply(store_txn *t, ledger__exec *ex, const ledger_tx *tx,
                              uint64_t height, uint32_t index, uint64_t time_ms);
+
+/* Evidence (evidence.c). The validator records of the genesis, and the
+ * evidence rule: checks the transaction's two votes against the state and, on
+ * success, fills the record's key and value (for the rules to write). 0,
+ * KN_EBADEVIDENCE, KN_EEVIDENCEKNOWN or a store error. */
+void ledger__key_validator(ledger__key *k, uint32_t index);
+void ledger__validator_encode(const cons_validator *v, kn_buf *b);
+KN_MUST int ledger__evidence_check(store_txn *t, const ledger_tx *tx, uint64_t height,
+                                   ledger__key *key, kn_buf *record);
+void ledger__key_evidence_count(ledger__key *k);
 
 /* txs_hash of a block: kn_hash(KN_DOMAIN_BLOCK, concatenated ids). */
 void ledger__txs_hash(uint8_t out[KN_HASH_BYTES], const uint8_t (*ids)[KN_HASH_BYTES],

@@ -5,7 +5,9 @@
  * Owns: the canonical transaction and block formats (msgpack), transaction ids,
  * the money rules of municipal currencies (roles, currencies, accounts, aid
  * programmes, spending routes, redemption, corrections, demurrage and mutual
- * credit), the ledger state layout in STORE_STATE, block execution into the
+ * credit), the record of validators' equivocation (evidence, checked against
+ * the validator set the genesis keeps in the state), the ledger state layout
+ * in STORE_STATE, block execution into the
  * store (blocks, certificates, transaction results, chain metadata) and the
  * state hash that all validators must agree on. docs/LEDGER.md states every
  * rule with its authorisation and its error.
@@ -47,7 +49,11 @@
  *   close      [17, "", cycle, netting]
  *   settle     [18, debtor code, creditor code, cycle, amount, ref]
  *   clearing   [19, code, direction, amount]
+ *   evidence   [20, "", vote, vote]   (each vote as on the wire, see consensus.h:
+ *               [type, height, round, block_id | nil, validator, sig bin64])
  * Strings are UTF-8 without NUL; `programme` is "" for a key's main account.
+ * An evidence operation stands alone in a transaction without signatures: the
+ * two votes authenticate it (ledger_evidence_tx builds the canonical one).
  * The tx id is kn_hash(KN_DOMAIN_TX, body); signatures are kn_sign(KN_DOMAIN_TX,
  * chain_id, body) and are listed in strictly increasing public key order. The
  * block id is kn_hash(KN_DOMAIN_BLOCK, header bytes); txs_hash is the hash of the
@@ -106,7 +112,8 @@ enum ledger_op_kind {
     LEDGER_OP_CLOSE = 17,
     LEDGER_OP_SETTLE = 18,
     LEDGER_OP_CLEARING = 19,
-    LEDGER_OP_KIND_MAX = 19
+    LEDGER_OP_EVIDENCE = 20,
+    LEDGER_OP_KIND_MAX = 20
 };
 
 /* Exchange between currencies (docs/LEDGER.md, "Between cities"). */
@@ -252,6 +259,7 @@ typedef struct ledger_tx {
     ledger_programme programme_def; /* the programme operation's fields */
     uint32_t n_payees;
     ledger_payee payees[LEDGER_PAYEES_MAX]; /* the disburse operation's batch */
+    cons_vote evidence[2]; /* the evidence operation's two votes */
     uint32_t n_sigs;
     ledger_sig sigs[LEDGER_SIGS_MAX];
     uint8_t id[KN_HASH_BYTES]; /* set by decode and by ledger_tx_sign */
@@ -272,7 +280,8 @@ KN_MUST int ledger_tx_sign(ledger_tx *tx, const kn_keypair *kp);
 /* Stateless checks: chain id matches (KN_EWRONGCHAIN), there is at least one
  * signature (KN_EWRONGSIGNER) and every signature verifies (KN_EBADSIG). Who
  * had to sign is a state rule (roles), checked by ledger_tx_apply. The
- * expensive part: run off the loop. */
+ * expensive part: run off the loop. An evidence transaction has no signature
+ * (its votes are checked by the rule, against the validator set in the state). */
 KN_MUST int ledger_tx_verify(const ledger_tx *tx, const char *chain_id);
 
 /* True when pk is among the transaction's signers. */
@@ -298,6 +307,10 @@ typedef struct ledger_genesis {
     uint32_t n_admins; /* the consortium admins */
     uint8_t admins[LEDGER_ADMINS_MAX][KN_PK_BYTES];
     uint32_t admin_threshold; /* consortium admins that must sign; 0 means a majority */
+    /* The validator set, kept in the state so that the evidence rule can check
+     * votes by validator index. 0 validators: no evidence can be recorded. */
+    uint32_t n_validators;
+    cons_validator validators[CONS_VALIDATORS_MAX];
 } ledger_genesis;
 
 /* Writes the genesis state into an empty store (height 0, state hash from the
@@ -568,6 +581,40 @@ KN_MUST int ledger_report_get(store_txn *t, const char *code, uint32_t from_day,
                               void (*cb)(void *ctx, const char *category, int64_t amount),
                               void *ctx);
 
+/* ---------------------------------------------------------------- evidence */
+
+/* How long an evidence transaction may wait: it expires this many heights
+ * after the height of its votes. */
+#define LEDGER_EVIDENCE_EXPIRY_BLOCKS 1000
+
+/* Builds the canonical evidence transaction of two conflicting votes: chain
+ * id, nonce 0, expiry the votes' height + LEDGER_EVIDENCE_EXPIRY_BLOCKS, one
+ * evidence operation with the votes in canonical order (ledger_evidence_order),
+ * no signature; sets tx->id. Every node that sees the same equivocation builds
+ * the same bytes and id. Nothing is checked here: the rule does it. */
+void ledger_evidence_tx(ledger_tx *tx, const char *chain_id, const cons_vote *a,
+                        const cons_vote *b);
+/* True when a comes before b in the canonical order of two votes: a vote for
+ * nil first, then block ids in byte order (then validator, height, round,
+ * type and signature, so the order is total). */
+bool ledger_evidence_order(const cons_vote *a, const cons_vote *b);
+
+/* One recorded equivocation: the two votes in canonical order (a before b),
+ * the validator's public key from the state's validator set, and the height
+ * of the block that recorded it. */
+typedef struct ledger_evidence {
+    cons_vote a, b;
+    uint8_t validator_pk[KN_PK_BYTES];
+    uint64_t recorded_height;
+} ledger_evidence;
+KN_MUST int ledger_evidence_count(store_txn *t, uint64_t *count);
+/* Every recorded equivocation, in key order: validator index, height, round,
+ * type. */
+KN_MUST int ledger_evidence_each(store_txn *t, void (*cb)(void *ctx, const ledger_evidence *e),
+                                 void *ctx);
+/* The validator set the genesis stored: KN_ENOTFOUND for an index beyond it. */
+KN_MUST int ledger_validator_get(store_txn *t, uint32_t index, cons_validator *out);
+
 /* ---------------------------------------------------------------- blocks */
 
 typedef struct ledger_header {
@@ -666,5 +713,31 @@ void ledger_check_invariants(store_txn *t);
 /* The consensus safety state, stored in STORE_META. */
 KN_MUST int ledger_safety_put(store_txn *t, const cons_safety *s);
 KN_MUST int ledger_safety_get(store_txn *t, cons_safety *out);
+
+/* The restart record of the height in progress (restart.c): the safety state,
+ * every vote this node signed at the height (type, height, round and block;
+ * validator and signature are not kept, Ed25519 signs them again identically)
+ * and the valid value: the bytes of the block the core holds as its valid
+ * value with the signed prevotes that prove it (cons_valid_proof).
+ * ledger_restart_put writes s, the votes kept plus those acts is about to
+ * sign, and valid (the value of s->valid_round) unless it is NULL. */
+typedef struct ledger_valid_value {
+    ledger_slice block;
+    const cons_vote *proof;
+    uint32_t n_proof;
+} ledger_valid_value;
+
+KN_MUST int ledger_restart_put(store_txn *t, const cons_safety *s, const cons_vote *kept,
+                               uint32_t n_kept, const cons_actions *acts,
+                               const ledger_valid_value *valid);
+/* The stored votes of `height`, up to cap of them (validator and sig zero);
+ * *n is 0 when there are none. */
+KN_MUST int ledger_own_votes_get(store_txn *t, uint64_t height, cons_vote *out, uint32_t cap,
+                                 uint32_t *n);
+/* KN_ENOTFOUND when none was ever stored; block borrows the transaction's
+ * memory. The block names its own height and the proof's signatures are as
+ * stored: callers check both. */
+KN_MUST int ledger_valid_value_get(store_txn *t, uint32_t *round, ledger_slice *block,
+                                   cons_vote proof[CONS_VALIDATORS_MAX], uint32_t *n_proof);
 
 #endif

@@ -1398,11 +1398,30 @@ static int op_settle(rules *R, const ledger_op *op)
     return cycle_add(R, op->cycle, LEDGER__CY_SETTLED, 1);
 }
 
+/* ---------------------------------------------------------------- evidence */
+
+/* Two conflicting signed votes of one validator: recorded once, by anyone
+ * (evidence.c checks them against the validator set of the state). */
+static int op_evidence(rules *R)
+{
+    ledger__key k;
+    kn_buf rec = {0};
+    int rc = ledger__evidence_check(R->t, R->tx, R->height, &k, &rec);
+    if (!rc) {
+        raw_put(R, &k, &rec);
+        ledger__key_evidence_count(&k);
+        rc = cell_add(R, &k, 1);
+    }
+    kn_buf_free(&rec);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 static int apply_op(rules *R, const ledger_op *op)
 {
     if (op->kind == LEDGER_OP_CURRENCY) return op_currency(R);
+    if (op->kind == LEDGER_OP_EVIDENCE) return op_evidence(R);
     if (op->kind == LEDGER_OP_GRANT || op->kind == LEDGER_OP_REVOKE) return op_role(R, op);
     if (op->kind == LEDGER_OP_CLOSE) return op_close(R, op);
     ledger_currency cur;
@@ -1623,9 +1642,10 @@ int ledger__tx_apply(store_txn *t, ledger__exec *ex, const ledger_tx *tx, uint64
     return flush(R);
 }
 
-/* The genesis: consortium admins, their threshold and the first currencies,
- * written through the same overlay as any transaction (so the counts and
- * indexes the rules keep exist from the start), without a signer. */
+/* The genesis: the validator set, the consortium admins, their threshold and
+ * the first currencies, written through the same overlay as any transaction
+ * (so the counts and indexes the rules keep exist from the start), without a
+ * signer. */
 int ledger__genesis_state(store_txn *t, const ledger_genesis *g, uint32_t threshold)
 {
     static const ledger_tx none;
@@ -1636,6 +1656,12 @@ int ledger__genesis_state(store_txn *t, const ledger_genesis *g, uint32_t thresh
     kn_w_uint(&b, threshold);
     ledger__key_tag(&k, 'g');
     raw_put(R, &k, &b);
+    for (uint32_t i = 0; i < g->n_validators; i++) {
+        kn_buf_reset(&b);
+        ledger__validator_encode(&g->validators[i], &b);
+        ledger__key_validator(&k, i);
+        raw_put(R, &k, &b);
+    }
     kn_buf_free(&b);
     int rc = cycle_add(R, 1, LEDGER__CY_OPENED_MS, (int64_t)g->time_ms);
     for (uint32_t i = 0; i < g->n_admins && !rc; i++) {
@@ -1698,7 +1724,9 @@ bool ledger_rule_error(int err)
     case KN_ECYCLEOPEN:
     case KN_ENOOBLIGATION:
     case KN_ESETTLEAMOUNT:
-    case KN_ESETTLED: return true;
+    case KN_ESETTLED:
+    case KN_EBADEVIDENCE:
+    case KN_EEVIDENCEKNOWN: return true;
     default: return false;
     }
 }

@@ -790,6 +790,14 @@ static int genesis_check(const ledger_genesis *g)
     if (g->n_currencies > LEDGER_CURRENCIES_MAX || g->n_admins > LEDGER_ADMINS_MAX)
         return KN_EINVAL;
     if (g->admin_threshold > g->n_admins) return KN_EINVAL;
+    if (g->n_validators > CONS_VALIDATORS_MAX) return KN_EINVAL;
+    for (uint32_t i = 0; i < g->n_validators; i++) {
+        if (sodium_is_zero(g->validators[i].pk, KN_PK_BYTES) || g->validators[i].power == 0)
+            return KN_EINVAL;
+        for (uint32_t j = 0; j < i; j++)
+            if (memcmp(g->validators[i].pk, g->validators[j].pk, KN_PK_BYTES) == 0)
+                return KN_EINVAL;
+    }
     for (uint32_t i = 0; i < g->n_admins; i++) {
         if (sodium_is_zero(g->admins[i], KN_PK_BYTES)) return KN_EINVAL;
         for (uint32_t j = 0; j < i; j++)
@@ -804,12 +812,13 @@ static int genesis_check(const ledger_genesis *g)
     return 0;
 }
 
-/* [1, chain_id, time_ms, [currency record...], [admin pk...], admin_threshold]:
+/* [1, chain_id, time_ms, [currency record...], [admin pk...], admin_threshold,
+ *  [[validator pk, power]...]]:
  * the genesis state hash is the hash of these bytes, so every node starting
  * from the same genesis starts from the same state hash. */
 static void genesis_encode(const ledger_genesis *g, kn_buf *b)
 {
-    kn_w_array(b, 6);
+    kn_w_array(b, 7);
     kn_w_uint(b, GENESIS_VERSION);
     kn_w_str(b, g->chain_id, strlen(g->chain_id));
     kn_w_uint(b, g->time_ms);
@@ -819,6 +828,8 @@ static void genesis_encode(const ledger_genesis *g, kn_buf *b)
     kn_w_array(b, g->n_admins);
     for (uint32_t i = 0; i < g->n_admins; i++) kn_w_bin(b, g->admins[i], KN_PK_BYTES);
     kn_w_uint(b, genesis_threshold(g));
+    kn_w_array(b, g->n_validators);
+    for (uint32_t i = 0; i < g->n_validators; i++) ledger__validator_encode(&g->validators[i], b);
 }
 
 /* The genesis itself and the chain at height 0: no block yet, no certificate,

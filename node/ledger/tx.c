@@ -7,6 +7,7 @@
  * increasing key order, a transaction has exactly one accepted byte string.
  */
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "node/ledger/internal.h"
@@ -26,7 +27,7 @@ static const uint8_t op_fields[LEDGER_OP_KIND_MAX + 1] = {
     [LEDGER_OP_FUND] = 4,      [LEDGER_OP_DISBURSE] = 5, [LEDGER_OP_REDEEM] = 5,
     [LEDGER_OP_REVERSE] = 6,   [LEDGER_OP_CLAWBACK] = 6, [LEDGER_OP_EXPIRE] = 3,
     [LEDGER_OP_RATE] = 7,      [LEDGER_OP_EXCHANGE] = 9, [LEDGER_OP_CLOSE] = 4,
-    [LEDGER_OP_SETTLE] = 6,    [LEDGER_OP_CLEARING] = 4,
+    [LEDGER_OP_SETTLE] = 6,    [LEDGER_OP_CLEARING] = 4, [LEDGER_OP_EVIDENCE] = 4,
 };
 
 int ledger__r_text(kn_cur *c, char *out, size_t min, size_t max)
@@ -367,6 +368,10 @@ static void encode_op_rest(const ledger_tx *tx, const ledger_op *op, kn_buf *b)
         w_code(b, op->ref);
         break;
     case LEDGER_OP_CLEARING: kn_w_uint(b, op->mode); kn_w_uint(b, op->amount); break;
+    case LEDGER_OP_EVIDENCE:
+        cons_vote_encode(&tx->evidence[0], b);
+        cons_vote_encode(&tx->evidence[1], b);
+        break;
     default: KN_REQUIRE(!"unknown operation kind");
     }
 }
@@ -569,6 +574,12 @@ static void read_op_rest(rd *r, ledger_tx *tx, ledger_op *op)
         fail(r, direction == 0, KN_EINVAL);
         break;
     }
+    case LEDGER_OP_EVIDENCE:
+        /* Only the shape here; whether the votes conflict and verify is the
+         * rule's (bad_evidence), so that a refusal is recorded like any other. */
+        if (!r->rc) r->rc = cons_vote_decode(&r->c, &tx->evidence[0]);
+        if (!r->rc) r->rc = cons_vote_decode(&r->c, &tx->evidence[1]);
+        break;
     default: KN_REQUIRE(!"unknown operation kind");
     }
 }
@@ -590,17 +601,20 @@ static void read_op(rd *r, ledger_tx *tx, ledger_op *op)
         read_programme(r, &tx->programme_def);
         strcpy(op->currency, tx->programme_def.currency);
     } else {
-        /* "" names the consortium: its admin role, and its settlement cycles. */
+        /* "" names the consortium: its admin role, its settlement cycles and
+         * the evidence against its validators. */
         bool any = kind == LEDGER_OP_GRANT || kind == LEDGER_OP_REVOKE;
-        r_text(r, op->currency, any || kind == LEDGER_OP_CLOSE ? 0 : 1, LEDGER_CODE_MAX);
-        fail(r, kind == LEDGER_OP_CLOSE && op->currency[0], KN_EINVAL);
+        bool consortium = kind == LEDGER_OP_CLOSE || kind == LEDGER_OP_EVIDENCE;
+        r_text(r, op->currency, any || consortium ? 0 : 1, LEDGER_CODE_MAX);
+        fail(r, consortium && op->currency[0], KN_EINVAL);
         read_op_rest(r, tx, op);
     }
 }
 
 /* The payloads beside the operations exist once per transaction; an expiry
- * (which sweeps a whole programme) and a cycle's close (which reads the
- * cycle's records as the store holds them) stand alone. */
+ * (which sweeps a whole programme), a cycle's close (which reads the cycle's
+ * records as the store holds them) and evidence (which needs no signer, so
+ * must not carry operations that do) stand alone. */
 static int ops_shape_check(const ledger_tx *tx)
 {
     uint32_t per_kind[LEDGER_OP_KIND_MAX + 1] = {0};
@@ -608,7 +622,8 @@ static int ops_shape_check(const ledger_tx *tx)
     if (per_kind[LEDGER_OP_CURRENCY] > 1 || per_kind[LEDGER_OP_PROGRAMME] > 1 ||
         per_kind[LEDGER_OP_DISBURSE] > 1)
         return KN_EINVAL;
-    if ((per_kind[LEDGER_OP_EXPIRE] || per_kind[LEDGER_OP_CLOSE]) && tx->n_ops > 1)
+    if ((per_kind[LEDGER_OP_EXPIRE] || per_kind[LEDGER_OP_CLOSE] || per_kind[LEDGER_OP_EVIDENCE]) &&
+        tx->n_ops > 1)
         return KN_EINVAL;
     return 0;
 }
@@ -643,6 +658,13 @@ static int decode_sigs(kn_cur *c, ledger_tx *tx)
     return 0;
 }
 
+/* An evidence transaction: its one operation is evidence (ops_shape_check
+ * keeps evidence alone). */
+static bool evidence_tx(const ledger_tx *tx)
+{
+    return tx->n_ops == 1 && tx->ops[0].kind == LEDGER_OP_EVIDENCE;
+}
+
 int ledger_tx_decode(const uint8_t *p, size_t n, ledger_tx *tx)
 {
     if (n > LEDGER_TX_BYTES_MAX) return KN_ETOOBIG;
@@ -663,6 +685,8 @@ int ledger_tx_decode(const uint8_t *p, size_t n, ledger_tx *tx)
     rc = decode_sigs(&c, tx);
     if (rc) return rc;
     if (c.left != 0) return KN_EDECODE;
+    /* Evidence has no signer; a signature would only make a second byte form. */
+    if (evidence_tx(tx) && tx->n_sigs) return KN_EINVAL;
     /* The body is the transaction without its last field: the same bytes after
      * a 5-array head instead of the 6-array head (both one byte, fixarray). */
     uint8_t body[LEDGER_TX_BYTES_MAX];
@@ -703,6 +727,7 @@ bool ledger_tx_signed_by(const ledger_tx *tx, const uint8_t pk[KN_PK_BYTES])
 int ledger_tx_verify(const ledger_tx *tx, const char *chain_id)
 {
     if (strcmp(tx->chain_id, chain_id) != 0) return KN_EWRONGCHAIN;
+    if (evidence_tx(tx)) return tx->n_sigs == 0 ? 0 : KN_EWRONGSIGNER;
     if (tx->n_sigs == 0) return KN_EWRONGSIGNER;
     kn_buf body = {0};
     ledger_tx_body(tx, &body);
@@ -712,6 +737,46 @@ int ledger_tx_verify(const ledger_tx *tx, const char *chain_id)
                        body.len);
     kn_buf_free(&body);
     return rc ? KN_EBADSIG : 0;
+}
+
+/* ---------------------------------------------------------------- evidence */
+
+bool ledger_evidence_order(const cons_vote *a, const cons_vote *b)
+{
+    if (a->nil != b->nil) return a->nil;
+    int c = a->nil ? 0 : memcmp(a->block_id, b->block_id, KN_HASH_BYTES);
+    if (c) return c < 0;
+    /* Not a conflict; still a total order, for determinism. */
+    kn_buf x = {0}, y = {0};
+    cons_vote_encode(a, &x);
+    cons_vote_encode(b, &y);
+    c = x.len != y.len ? (x.len < y.len ? -1 : 1) : memcmp(x.data, y.data, x.len);
+    kn_buf_free(&x);
+    kn_buf_free(&y);
+    return c < 0;
+}
+
+void ledger_evidence_tx(ledger_tx *tx, const char *chain_id, const cons_vote *a,
+                        const cons_vote *b)
+{
+    memset(tx, 0, sizeof *tx);
+    snprintf(tx->chain_id, sizeof tx->chain_id, "%s", chain_id);
+    tx->nonce = 0;
+    tx->expiry_height = a->height > UINT64_MAX - LEDGER_EVIDENCE_EXPIRY_BLOCKS
+                            ? UINT64_MAX
+                            : a->height + LEDGER_EVIDENCE_EXPIRY_BLOCKS;
+    tx->n_ops = 1;
+    tx->ops[0].kind = LEDGER_OP_EVIDENCE;
+    bool ab = ledger_evidence_order(a, b);
+    tx->evidence[0] = ab ? *a : *b;
+    tx->evidence[1] = ab ? *b : *a;
+    /* A nil vote's block id is not signed: zero it, so the bytes are one. */
+    for (int i = 0; i < 2; i++)
+        if (tx->evidence[i].nil) memset(tx->evidence[i].block_id, 0, KN_HASH_BYTES);
+    kn_buf body = {0};
+    ledger_tx_body(tx, &body);
+    kn_hash(tx->id, KN_DOMAIN_TX, body.data, body.len);
+    kn_buf_free(&body);
 }
 
 /* ---------------------------------------------------------------- names */
@@ -737,7 +802,7 @@ static const char *const op_names[LEDGER_OP_KIND_MAX + 1] = {
     [LEDGER_OP_CLAWBACK] = "clawback",   [LEDGER_OP_EXPIRE] = "expire",
     [LEDGER_OP_RATE] = "rate",           [LEDGER_OP_EXCHANGE] = "exchange",
     [LEDGER_OP_CLOSE] = "close",         [LEDGER_OP_SETTLE] = "settle",
-    [LEDGER_OP_CLEARING] = "clearing",
+    [LEDGER_OP_CLEARING] = "clearing",   [LEDGER_OP_EVIDENCE] = "evidence",
 };
 
 static const char *const action_names[LEDGER_ACCOUNT_ACTION_MAX + 1] = {

@@ -184,7 +184,8 @@ static void make_clearing_ops(ledger_tx *tx, int variant)
  * Variant 2: an issue with a reserve reference long enough for str8.
  * Variants 3-6: a currency definition and a grant; a programme, its funding
  * and a batch; aid spent, a redemption, a reversal and a clawback; an expiry.
- * Variants 7-8: the operations between cities. */
+ * Variants 7-8: the operations between cities.
+ * Variant 9 (built by fuzz_seed_tx): evidence, a nil prevote against a block's. */
 static bool make_tx(ledger_tx *tx, int variant)
 {
     memset(tx, 0, sizeof *tx);
@@ -230,10 +231,23 @@ static bool make_tx(ledger_tx *tx, int variant)
     return true;
 }
 
+/* Evidence has no signer: the canonical transaction of two conflicting votes. */
+static void make_evidence_tx(ledger_tx *tx)
+{
+    cons_vote a = {.type = CONS_PREVOTE, .height = 41, .round = 2, .validator = 1};
+    cons_vote b = a;
+    memset(a.block_id, 0xe1, KN_HASH_BYTES);
+    b.nil = true;
+    cons_vote_sign(&a, seed_key(1), FUZZ_CHAIN_ID);
+    cons_vote_sign(&b, seed_key(1), FUZZ_CHAIN_ID);
+    ledger_evidence_tx(tx, FUZZ_CHAIN_ID, &a, &b);
+}
+
 bool fuzz_seed_tx(kn_buf *b, int variant)
 {
     ledger_tx tx;
-    if (!make_tx(&tx, variant)) return false;
+    if (variant == 9) make_evidence_tx(&tx);
+    else if (!make_tx(&tx, variant)) return false;
     ledger_tx_encode(&tx, b);
     return true;
 }

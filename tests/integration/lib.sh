@@ -110,19 +110,33 @@ bg_tx() {
 
 # start_devnet: a four-city network in WORK/net for chain CHAIN on BASE_PORT
 # (koinon init), every node auditing the ledger after each block; returns once
-# all four commit. Sets NET and PIDS[0..3].
+# all four commit. With NODE_JQ set, each node.json is first rewritten by that
+# jq filter (e.g. '.heartbeat_ms = 50'). Sets NET and PIDS[0..3].
 start_devnet() {
   local i name
   log "work dir $WORK, base port $BASE_PORT"
   NET="$WORK/net"
   "$KOINON" init --validators 4 --out "$NET" --base-port "$BASE_PORT" --chain-id "$CHAIN" >/dev/null
-  for i in 0 1 2 3; do
-    name=$(jq -r ".validators[$i].name" "$NET/genesis.json")
-    KOINON_CHECK_INVARIANTS=1 "$KOINOND" --config "$NET/$name/node.json" >>"$WORK/node$i.log" 2>&1 &
-    PIDS[$i]=$!
-  done
+  if [ -n "${NODE_JQ:-}" ]; then
+    for i in 0 1 2 3; do
+      name=$(jq -r ".validators[$i].name" "$NET/genesis.json")
+      jq "$NODE_JQ" "$NET/$name/node.json" >"$NET/$name/node.json.new" ||
+        fail "NODE_JQ does not apply to $name/node.json"
+      mv "$NET/$name/node.json.new" "$NET/$name/node.json"
+    done
+  fi
+  for i in 0 1 2 3; do start_validator "$i"; done
   for i in 0 1 2 3; do wait_for 30 "node $i to serve chain $CHAIN" serves_chain "$i"; done
   wait_for 60 "four validators committing" all_at_least 2 0 1 2 3
   log "four cities up"
 }
 serves_chain() { [ "$(status_of "$1" 2>/dev/null | jq -r .chain_id)" = "$CHAIN" ]; }
+
+# start_validator I: starts validator I of the devnet in NET on its own data
+# dir (again, after a stop), logging to WORK/nodeI.log; its pid goes to PIDS[I].
+start_validator() {
+  local name
+  name=$(jq -r ".validators[$1].name" "$NET/genesis.json")
+  KOINON_CHECK_INVARIANTS=1 "$KOINOND" --config "$NET/$name/node.json" >>"$WORK/node$1.log" 2>&1 &
+  PIDS[$1]=$!
+}

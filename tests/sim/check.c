@@ -185,6 +185,25 @@ void sim_check_liveness(sim_world *w)
                   heights);
 }
 
+typedef struct evidence_scan {
+    sim_world *w;
+    const sim_node *n;
+    uint64_t count;
+} evidence_scan;
+
+/* Recorded evidence names only Byzantine validators: a correct one never
+ * signs two different votes for one round and step. */
+static void check_evidence(void *ctx, const ledger_evidence *e)
+{
+    evidence_scan *scan = ctx;
+    scan->count++;
+    if (e->a.validator < scan->w->cfg.n && scan->w->cfg.byz_modes[e->a.validator]) return;
+    sim_violation(scan->w, "evidence",
+                  "instance %u records evidence against correct validator %u (height %llu round "
+                  "%u)",
+                  scan->n->id, e->a.validator, (unsigned long long)e->a.height, e->a.round);
+}
+
 static void final_node(sim_world *w, sim_node *n)
 {
     store_txn *t;
@@ -210,6 +229,10 @@ static void final_node(sim_world *w, sim_node *n)
             (void)check_cert(w, n, h, v.block_id, cert, cert_len);
         ledger_block_view_free(&v);
     }
+    evidence_scan scan = {w, n, 0};
+    if (!w->violated && ledger_evidence_each(t, check_evidence, &scan) == 0 &&
+        scan.count > w->evidence_recorded)
+        w->evidence_recorded = scan.count;
     store_abort(t);
 }
 

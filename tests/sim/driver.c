@@ -53,15 +53,18 @@ void sim_node_keep_proposal(sim_node *n, const uint8_t id[KN_HASH_BYTES], const 
 static void proposals_clear(sim_node *n)
 {
     for (int i = 0; i < SIM_PROPOSALS_MAX; i++) n->proposals[i].used = false;
-    for (int i = 0; i < 3; i++) kn_buf_reset(&n->own_msgs[i]);
-    n->n_said = 0;
+    kn_buf_reset(&n->own_proposal);
+    n->n_own_votes = 0;
 }
 
-static void remember_said(sim_node *n, const kn_buf *msg)
+/* Remembers a signed vote of this height (the oldest goes when full). */
+static void keep_own_vote(sim_node *n, const cons_vote *v)
 {
-    kn_buf *slot = &n->said[n->n_said++ % SIM_SAID_MAX];
-    kn_buf_reset(slot);
-    kn_buf_append(slot, msg->data, msg->len);
+    if (n->n_own_votes == SIM_OWN_VOTES_MAX) {
+        memmove(&n->own_votes[0], &n->own_votes[1], sizeof n->own_votes[0] * (SIM_OWN_VOTES_MAX - 1));
+        n->n_own_votes--;
+    }
+    n->own_votes[n->n_own_votes++] = *v;
 }
 
 /* ---------------------------------------------------------------- encodings */
@@ -85,15 +88,27 @@ void sim_encode_vote_msg(const cons_vote *v, kn_buf *msg)
 
 /* ---------------------------------------------------------------- speech */
 
-static int persist_safety(sim_node *n)
+/* The safety state, the votes of this height and (when the core's valid value
+ * changed) the valid block's bytes with their proof, in one durable commit. */
+static int persist_safety(sim_node *n, const cons_actions *acts)
 {
     cons_safety s;
     cons_safety_get(n->cons, &s);
+    sim_proposal *valid = NULL;
+    if (s.valid_round >= 0 && memcmp(s.valid_block, n->stored_valid_id, KN_HASH_BYTES) != 0)
+        valid = proposal_find(n, s.valid_block);
+    cons_vote proof[CONS_VALIDATORS_MAX];
+    ledger_valid_value value = {0};
+    if (valid)
+        value = (ledger_valid_value){{valid->block.data, valid->block.len}, proof,
+                                     cons_valid_proof(n->cons, proof)};
     store_txn *t;
     int rc = store_begin(n->store, true, &t);
     if (rc) return rc;
-    rc = ledger_safety_put(t, &s);
-    return rc ? (store_abort(t), rc) : store_commit(t);
+    rc = ledger_restart_put(t, &s, n->own_votes, n->n_own_votes, acts, valid ? &value : NULL);
+    rc = rc ? (store_abort(t), rc) : store_commit(t);
+    if (!rc && valid) memcpy(n->stored_valid_id, s.valid_block, KN_HASH_BYTES);
+    return rc;
 }
 
 static void speak_proposal(sim_world *w, sim_node *n, cons_proposal *p)
@@ -115,9 +130,8 @@ static void speak_proposal(sim_world *w, sim_node *n, cons_proposal *p)
                     .step = CONS_STEP_PROPOSE};
     memcpy(s.block_id, p->block_id, KN_HASH_BYTES);
     if (sim_correct(n) && !sim_check_signed(w, n, &s)) return;
-    kn_buf *msg = &n->own_msgs[0];
+    kn_buf *msg = &n->own_proposal;
     sim_encode_proposal_msg(p, prop->block.data, prop->block.len, msg);
-    remember_said(n, msg);
     if (!n->byz || !sim_byz_proposal(w, n, p, &prop->block)) sim_broadcast(w, n->id, msg);
     cons_actions acts;
     cons_on_proposal(n->cons, p, true, &acts);
@@ -132,10 +146,11 @@ static void speak_vote(sim_world *w, sim_node *n, cons_vote *v)
                     .nil = v->nil};
     memcpy(s.block_id, v->block_id, KN_HASH_BYTES);
     if (sim_correct(n) && !sim_check_signed(w, n, &s)) return;
-    kn_buf *msg = &n->own_msgs[v->type == CONS_PREVOTE ? 1 : 2];
-    sim_encode_vote_msg(v, msg);
-    remember_said(n, msg);
-    if (!n->byz || !sim_byz_vote(w, n, v)) sim_broadcast(w, n->id, msg);
+    keep_own_vote(n, v);
+    kn_buf msg = {0};
+    sim_encode_vote_msg(v, &msg);
+    if (!n->byz || !sim_byz_vote(w, n, v)) sim_broadcast(w, n->id, &msg);
+    kn_buf_free(&msg);
     cons_actions acts;
     cons_on_vote(n->cons, v, &acts);
     sim_node_run_actions(w, n, &acts);
@@ -273,6 +288,20 @@ static void commit_decided(sim_world *w, sim_node *n, const cons_action *a)
 /* ---------------------------------------------------------------- actions */
 
 static void maybe_build(sim_world *w, sim_node *n);
+static void admit(sim_world *w, sim_node *n, const uint8_t *p, size_t len, bool gossip);
+
+/* As the daemon does: the canonical evidence transaction into the mempool and
+ * out to the peers; the ledger records it once. */
+static void submit_evidence(sim_world *w, sim_node *n, const cons_action *a)
+{
+    static ledger_tx tx;
+    kn_buf bytes = {0};
+    w->evidence++;
+    ledger_evidence_tx(&tx, w->chain_id, &a->u.evidence.a, &a->u.evidence.b);
+    ledger_tx_encode(&tx, &bytes);
+    admit(w, n, bytes.data, bytes.len, true);
+    kn_buf_free(&bytes);
+}
 
 void sim_node_run_actions(sim_world *w, sim_node *n, cons_actions *acts)
 {
@@ -283,7 +312,7 @@ void sim_node_run_actions(sim_world *w, sim_node *n, cons_actions *acts)
             acts->a[i].kind == CONS_ACT_BROADCAST_VOTE)
             speaks = true;
     if (speaks) {
-        int rc = persist_safety(n);
+        int rc = persist_safety(n, acts);
         if (rc) {
             sim_violation(w, "harness", "instance %u cannot persist its safety state: %s", n->id,
                           kn_strerror(rc));
@@ -310,7 +339,7 @@ void sim_node_run_actions(sim_world *w, sim_node *n, cons_actions *acts)
             maybe_build(w, n);
             break;
         case CONS_ACT_COMMIT: commit_decided(w, n, a); break;
-        case CONS_ACT_EVIDENCE: w->evidence++; break;
+        case CONS_ACT_EVIDENCE: submit_evidence(w, n, a); break;
         default: break;
         }
     }
@@ -430,6 +459,10 @@ static void on_proposal(sim_world *w, sim_node *n, uint32_t from, kn_cur *c, con
     if (n->byz) sim_byz_saw_proposal(w, n, &p);
     if (!alive(w, n)) return;
     int rc = check_block(w, n, block, len, p.block_id);
+    if (rc && w->debug)
+        fprintf(stderr, "%6llu n%u rejects the proposal of h%llu r%u: %s\n",
+                (unsigned long long)w->now_ms, n->id, (unsigned long long)p.height, p.round,
+                kn_strerror(rc));
     if (!rc) sim_node_keep_proposal(n, p.block_id, block, len);
     cons_actions acts;
     cons_on_proposal(n->cons, &p, rc == 0, &acts);
@@ -461,9 +494,8 @@ static void replay_future(sim_world *w, sim_node *n)
     for (uint32_t i = 0; i < SIM_FUTURE_MAX; i++) kn_buf_free(&kept[i].msg);
 }
 
-static void restart_consensus(sim_world *w, sim_node *n)
+static void start_height(sim_world *w, sim_node *n)
 {
-    proposals_clear(n);
     n->value_pending = false;
     cons_actions acts;
     cons_start_height(n->cons, n->chain.height + 1, &acts);
@@ -475,6 +507,12 @@ static void restart_consensus(sim_world *w, sim_node *n)
     kn_buf_free(&msg);
     sim_node_run_actions(w, n, &acts);
     if (alive(w, n)) replay_future(w, n);
+}
+
+static void restart_consensus(sim_world *w, sim_node *n)
+{
+    proposals_clear(n);
+    start_height(w, n);
 }
 
 /* ---------------------------------------------------------------- catch-up */
@@ -660,27 +698,76 @@ void sim_node_tick(sim_world *w, sim_node *n)
     }
     catchup_check(w, n);
     /* Lost messages are not retransmitted by the network: while the height
-     * stalls, repeat what we said in it, as the daemon does. */
+     * stalls, repeat what we said in it, as the daemon does: the latest
+     * proposal, every vote of the height, the proof of the valid value. */
     if (w->now_ms - n->last_commit_ms < 2u * SIM_HEARTBEAT_MS) return;
     if (w->now_ms - n->last_repeat_ms < SIM_HEARTBEAT_MS) return;
     n->last_repeat_ms = w->now_ms;
-    if (w->repeat_latest_only) {
-        for (int i = 0; i < 3; i++)
-            if (n->own_msgs[i].len) sim_broadcast(w, n->id, &n->own_msgs[i]);
-        return;
+    if (n->own_proposal.len) sim_broadcast(w, n->id, &n->own_proposal);
+    cons_vote proof[CONS_VALIDATORS_MAX];
+    uint32_t n_proof = cons_valid_proof(n->cons, proof);
+    kn_buf msg = {0};
+    for (uint32_t i = 0; i < n->n_own_votes; i++) {
+        sim_encode_vote_msg(&n->own_votes[i], &msg);
+        sim_broadcast(w, n->id, &msg);
     }
-    /* Deviation from node/driver.c, which repeats only its latest proposal,
-     * prevote and precommit: a peer that missed an earlier round's prevotes
-     * (partition, loss, restart) can then never see the proof of lock of a
-     * re-proposed valid value, and the height stalls forever (README.md,
-     * "Known liveness bug"). Repeating everything said at this height is the
-     * smallest fix; --repeat-latest restores the daemon's behaviour. */
-    uint32_t count = n->n_said < SIM_SAID_MAX ? n->n_said : SIM_SAID_MAX;
-    bool all = w->now_ms - n->last_repeat_all_ms >= 5 * SIM_HEARTBEAT_MS;
-    if (all) n->last_repeat_all_ms = w->now_ms;
-    for (uint32_t i = 0; i < count; i++)
-        if (all || i + 3 >= count) /* the latest three every time, all every 5 s */
-            sim_broadcast(w, n->id, &n->said[(n->n_said - count + i) % SIM_SAID_MAX]);
+    for (uint32_t i = 0; i < n_proof; i++) {
+        if (proof[i].validator == n->validator) continue;
+        sim_encode_vote_msg(&proof[i], &msg);
+        sim_broadcast(w, n->id, &msg);
+    }
+    kn_buf_free(&msg);
+}
+
+/* After a restart: the stored valid block of height h back in the cache (one
+ * of an older height would only take a slot). */
+static void load_valid_block(sim_node *n, store_txn *t, uint64_t h)
+{
+    uint32_t round, n_proof;
+    ledger_slice block;
+    ledger_block_view v;
+    cons_vote proof[CONS_VALIDATORS_MAX];
+    if (ledger_valid_value_get(t, &round, &block, proof, &n_proof) ||
+        ledger_block_decode(block.p, block.n, &v))
+        return;
+    if (v.hdr.height == h) {
+        sim_node_keep_proposal(n, v.block_id, block.p, block.n);
+        memcpy(n->stored_valid_id, v.block_id, KN_HASH_BYTES);
+    }
+    ledger_block_view_free(&v);
+}
+
+static void feed_vote(sim_world *w, sim_node *n, const cons_vote *v)
+{
+    cons_actions acts;
+    cons_on_vote(n->cons, v, &acts);
+    sim_node_run_actions(w, n, &acts);
+}
+
+/* After a restart, as the daemon does: signs again the votes cast at the
+ * resumed height and feeds them to the core and to the repeat list, then feeds
+ * the stored proof of the valid value. */
+static void resume_votes(sim_world *w, sim_node *n)
+{
+    store_txn *t;
+    cons_vote votes[SIM_OWN_VOTES_MAX + CONS_ACTIONS_MAX], proof[CONS_VALIDATORS_MAX];
+    uint32_t count = 0, n_proof = 0, round;
+    ledger_slice block;
+    if (store_begin(n->store, false, &t)) return;
+    uint32_t cap = (uint32_t)(sizeof votes / sizeof votes[0]);
+    int rc = ledger_own_votes_get(t, cons_height(n->cons), votes, cap, &count);
+    if (!rc && ledger_valid_value_get(t, &round, &block, proof, &n_proof)) n_proof = 0;
+    store_abort(t);
+    for (uint32_t i = 0; !rc && i < count && alive(w, n); i++) {
+        votes[i].validator = n->validator;
+        cons_vote_sign(&votes[i], &w->vkeys[n->validator], w->chain_id);
+        keep_own_vote(n, &votes[i]);
+        feed_vote(w, n, &votes[i]);
+    }
+    for (uint32_t i = 0; i < n_proof && alive(w, n); i++)
+        if (proof[i].height == cons_height(n->cons) &&
+            cons_vote_verify(&proof[i], &w->vs, w->chain_id) == 0)
+            feed_vote(w, n, &proof[i]);
 }
 
 int sim_node_start(sim_world *w, sim_node *n)
@@ -694,16 +781,21 @@ int sim_node_start(sim_world *w, sim_node *n)
     if (rc) return rc;
     rc = ledger_chain_get(t, &n->chain);
     cons_safety s;
-    if (!rc && ledger_safety_get(t, &s) == 0 && s.height == n->chain.height + 1)
+    memset(n->stored_valid_id, 0, KN_HASH_BYTES);
+    proposals_clear(n);
+    if (!rc && ledger_safety_get(t, &s) == 0 && s.height == n->chain.height + 1) {
         cons_restore(n->cons, &s);
+        load_valid_block(n, t, s.height);
+    }
     store_abort(t);
     if (rc) return rc;
     n->up = true;
     n->crash_pending = false;
     n->last_commit_ms = w->now_ms;
-    n->last_repeat_ms = n->last_status_ms = n->catchup_asked_ms = n->last_repeat_all_ms = 0;
+    n->last_repeat_ms = n->last_status_ms = n->catchup_asked_ms = 0;
     memset(n->peer_height, 0, sizeof n->peer_height);
-    restart_consensus(w, n);
+    start_height(w, n);
+    if (alive(w, n)) resume_votes(w, n);
     return 0;
 }
 

@@ -38,7 +38,7 @@ static void on_abort(int sig)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: koinon_sim [--seed S | --seeds A..B] [--expect-violation] [--safety-only] [--repeat-latest] [-v]\n");
+    fprintf(stderr, "usage: koinon_sim [--seed S | --seeds A..B] [--expect-violation] [--safety-only] [-v]\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -63,7 +63,8 @@ static bool parse_range(const char *s, uint64_t *a, uint64_t *b)
 }
 
 typedef struct totals {
-    uint64_t seeds, heights, txs, tx_failed, events, sim_ms, evidence, violations, stalls;
+    uint64_t seeds, heights, txs, tx_failed, events, sim_ms, evidence, evidence_recorded;
+    uint64_t violations, stalls;
     uint64_t faults[SIM_F_COUNT];
 } totals;
 
@@ -73,12 +74,12 @@ static void print_run(const sim_world *w)
     kn_hex(digest, w->digest, KN_HASH_BYTES);
     printf("seed %llu: config %s\n", (unsigned long long)w->seed, w->cfg_line);
     printf("seed %llu: %s heights=%llu txs=%llu (rule failures %llu) events=%llu sim_ms=%llu "
-           "evidence=%llu own_block_missing=%llu\n",
+           "evidence seen=%llu recorded=%llu own_block_missing=%llu\n",
            (unsigned long long)w->seed, w->violated ? "FAIL" : w->stalled ? "ok (liveness stall)" : "ok",
            (unsigned long long)w->heights, (unsigned long long)w->txs_committed,
            (unsigned long long)w->tx_failed, (unsigned long long)w->events,
            (unsigned long long)w->now_ms, (unsigned long long)w->evidence,
-           (unsigned long long)w->own_block_missing);
+           (unsigned long long)w->evidence_recorded, (unsigned long long)w->own_block_missing);
     printf("seed %llu: faults", (unsigned long long)w->seed);
     for (int f = 0; f < SIM_F_COUNT; f++)
         printf(" %s=%llu", sim_fault_names[f], (unsigned long long)w->faults[f]);
@@ -102,31 +103,34 @@ static void add_totals(totals *t, const sim_world *w)
     t->events += w->events;
     t->sim_ms += w->now_ms;
     t->evidence += w->evidence;
+    t->evidence_recorded += w->evidence_recorded;
     t->violations += w->violated;
     t->stalls += w->stalled;
     for (int f = 0; f < SIM_F_COUNT; f++) t->faults[f] += w->faults[f];
 }
 
-static void print_totals(const totals *t)
+static void print_totals(const totals *t, bool safety_only)
 {
     printf("totals: seeds=%llu heights=%llu txs=%llu (rule failures %llu) events=%llu "
-           "sim_s=%llu evidence=%llu\n",
+           "sim_s=%llu evidence seen=%llu recorded=%llu\n",
            (unsigned long long)t->seeds, (unsigned long long)t->heights,
            (unsigned long long)t->txs, (unsigned long long)t->tx_failed,
            (unsigned long long)t->events, (unsigned long long)t->sim_ms / 1000,
-           (unsigned long long)t->evidence);
+           (unsigned long long)t->evidence, (unsigned long long)t->evidence_recorded);
     printf("totals: faults");
     for (int f = 0; f < SIM_F_COUNT; f++)
         printf(" %s=%llu", sim_fault_names[f], (unsigned long long)t->faults[f]);
-    printf("\ntotals: liveness_stalls=%llu (not counted as violations with --safety-only)\n",
-           (unsigned long long)t->stalls);
+    printf("\n");
+    if (safety_only)
+        printf("totals: liveness_stalls=%llu (not counted as violations with --safety-only)\n",
+               (unsigned long long)t->stalls);
     printf("totals: violations=%llu\n", (unsigned long long)t->violations);
 }
 
 int main(int argc, char **argv)
 {
     uint64_t first = 1, last = 1000;
-    bool one = false, expect = false, verbose = false, repeat_latest = false, safety_only = false;
+    bool one = false, expect = false, verbose = false, safety_only = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seed") && i + 1 < argc && parse_u64(argv[i + 1], &first)) {
             last = first;
@@ -139,8 +143,6 @@ int main(int argc, char **argv)
             expect = true;
         } else if (!strcmp(argv[i], "--safety-only")) {
             safety_only = true;
-        } else if (!strcmp(argv[i], "--repeat-latest")) {
-            repeat_latest = true;
         } else if (!strcmp(argv[i], "-v")) {
             verbose = true;
         } else {
@@ -157,7 +159,7 @@ int main(int argc, char **argv)
     totals t = {0};
     for (uint64_t seed = first; seed <= last; seed++) {
         current = w;
-        int rc = sim_run(w, seed, verbose, repeat_latest, safety_only || expect);
+        int rc = sim_run(w, seed, verbose, safety_only || expect);
         add_totals(&t, w);
         if (one || verbose) print_run(w);
         if (rc) print_failure(w);
@@ -172,7 +174,7 @@ int main(int argc, char **argv)
     }
     current = NULL;
     free(w);
-    print_totals(&t);
+    print_totals(&t, safety_only || expect);
     if (expect) {
         printf("planted bug NOT caught in seeds %llu..%llu\n", (unsigned long long)first,
                (unsigned long long)last);

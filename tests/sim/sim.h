@@ -32,7 +32,7 @@
 #define SIM_MEMPOOL_MAX 128       /* transactions per instance */
 #define SIM_BLOCK_TXS_MAX 16      /* transactions per proposed block */
 #define SIM_CATCHUP_BLOCKS_MAX 16 /* blocks per fetch reply */
-#define SIM_SAID_MAX 48         /* own messages of one height kept for repeats */
+#define SIM_OWN_VOTES_MAX 64    /* own votes kept per height, as the daemon */
 #define SIM_CLIENTS 6
 #define SIM_HEIGHTS_MAX 4096      /* bound on heights of one run */
 #define SIM_EVENTS_MAX 2000000    /* bound on events of one run */
@@ -172,10 +172,10 @@ typedef struct sim_node {
     cons_state *cons;
     ledger_chain chain;
     sim_proposal proposals[SIM_PROPOSALS_MAX];
-    kn_buf own_msgs[3]; /* last proposal, prevote, precommit: repeated while stalled */
-    kn_buf said[SIM_SAID_MAX]; /* everything said at this height (ring) */
-    uint32_t n_said;
-    uint64_t last_repeat_all_ms;
+    kn_buf own_proposal; /* the latest proposal message at this height */
+    cons_vote own_votes[SIM_OWN_VOTES_MAX]; /* every vote signed at this height */
+    uint32_t n_own_votes;
+    uint8_t stored_valid_id[KN_HASH_BYTES]; /* the valid block whose bytes are stored */
     sim_future future[SIM_FUTURE_MAX];
     uint32_t n_future;
     bool value_pending;
@@ -216,7 +216,6 @@ typedef struct sim_world {
     sim_config cfg;
     char cfg_line[512];
     bool verbose, debug;
-    bool repeat_latest_only; /* --repeat-latest: repeat as node/driver.c does */
     bool safety_only;        /* a liveness failure is a stall, not a violation */
     bool stalled;
 
@@ -260,7 +259,7 @@ typedef struct sim_world {
     bool violated;
     char violation[512];
     uint64_t faults[SIM_F_COUNT];
-    uint64_t heights, txs_committed, tx_failed, evidence;
+    uint64_t heights, txs_committed, tx_failed, evidence, evidence_recorded;
     uint64_t own_block_missing; /* the core asked to re-propose a block it lost */
     crypto_generichash_state trace;
     uint8_t digest[KN_HASH_BYTES];
@@ -274,7 +273,7 @@ void sim_trace(sim_world *w, const void *p, size_t n);
 void sim_crash(sim_world *w, sim_node *n, enum sim_fault why);
 bool sim_correct(const sim_node *n);
 /* Runs one seed; returns 0, or 1 after a violation (w->violation says which). */
-int sim_run(sim_world *w, uint64_t seed, bool verbose, bool repeat_latest, bool safety_only);
+int sim_run(sim_world *w, uint64_t seed, bool verbose, bool safety_only);
 void sim_world_free(sim_world *w);
 
 /* driver.c */

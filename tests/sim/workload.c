@@ -60,6 +60,8 @@ void sim_workload_setup(sim_world *w)
     add_currency(g, "BRIX", "Brick", 20000, w->clients[1].pk);
     g->n_admins = 1;
     memcpy(g->admins[0], w->clients[0].pk, KN_PK_BYTES);
+    g->n_validators = w->vs.n;
+    memcpy(g->validators, w->vs.v, sizeof w->vs.v[0] * w->vs.n);
 }
 
 static uint32_t pick_client(sim_world *w, uint32_t not)

@@ -536,12 +536,11 @@ static void loop(sim_world *w)
     }
 }
 
-int sim_run(sim_world *w, uint64_t seed, bool verbose, bool repeat_latest, bool safety_only)
+int sim_run(sim_world *w, uint64_t seed, bool verbose, bool safety_only)
 {
     memset(w, 0, sizeof *w);
     w->safety_only = safety_only;
     w->verbose = verbose;
-    w->repeat_latest_only = repeat_latest;
     w->debug = getenv("SIM_DEBUG") != NULL;
     setup(w, seed);
     if (make_nodes(w)) {
@@ -566,8 +565,7 @@ void sim_world_free(sim_world *w)
         for (uint32_t k = 0; k < SIM_MEMPOOL_MAX; k++) kn_buf_free(&n->mempool[k].bytes);
         for (uint32_t k = 0; k < SIM_PROPOSALS_MAX; k++) kn_buf_free(&n->proposals[k].block);
         for (uint32_t k = 0; k < SIM_FUTURE_MAX; k++) kn_buf_free(&n->future[k].msg);
-        for (int k = 0; k < 3; k++) kn_buf_free(&n->own_msgs[k]);
-        for (int k = 0; k < SIM_SAID_MAX; k++) kn_buf_free(&n->said[k]);
+        kn_buf_free(&n->own_proposal);
     }
     while (w->heap_n) free(pop_event(w).msg);
     free(w->heap);

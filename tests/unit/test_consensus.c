@@ -668,6 +668,58 @@ static void lock_keeps_own_value(void **state)
     cons_free(c);
 }
 
+/* The proof of the valid value is the signed prevotes for it in the valid
+ * round, and nothing else: not the nil prevote beside them. */
+static void valid_proof_is_the_quorum(void **state)
+{
+    cons_valset vs = equal4();
+    cons_actions acts;
+    cons_vote proof[CONS_VALIDATORS_MAX];
+    uint8_t a_id[KN_HASH_BYTES];
+    block(a_id, 0xa0);
+    cons_state *c = start_core(&vs, 0, &acts);
+    assert_int_equal(cons_valid_proof(c, proof), 0);
+    feed_proposal(c, &vs, 0, -1, 0xa0, &acts);
+    feed_votes_silent(c, CONS_PREVOTE, 0, 0xa0, 0, 1);
+    feed_vote(c, CONS_PREVOTE, 1, 0, 0, 3, &acts); /* a quorum of prevotes, not for A */
+    assert_int_equal(cons_valid_proof(c, proof), 0);
+    feed_vote(c, CONS_PREVOTE, 1, 0, 0xa0, 2, &acts);
+    assert_int_equal(cons_valid_proof(c, proof), 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(proof[i].validator, i);
+        assert_int_equal(proof[i].type, CONS_PREVOTE);
+        assert_memory_equal(proof[i].block_id, a_id, KN_HASH_BYTES);
+        assert_int_equal(cons_vote_verify(&proof[i], &vs, CHAIN), 0);
+    }
+    cons_free(c);
+}
+
+/* After a stall long enough to push round 1 out of the window, a proposal that
+ * cites round 1 as its proof of lock makes room for round 1's prevotes again:
+ * without them the height could never end. */
+static void cited_round_kept_after_long_stall(void **state)
+{
+    cons_valset vs = equal4();
+    cons_actions acts;
+    uint32_t r0 = 0;
+    while (cons_proposer(&vs, 1, r0 + 20) == 0) r0++; /* core 0 must not propose */
+    cons_state *c = start_core(&vs, 0, &acts);
+    for (uint32_t r = 0; r < r0 + 20; r++) {
+        feed_votes_silent(c, CONS_PRECOMMIT, r, 0, 1, 2);
+        feed_vote(c, CONS_PRECOMMIT, 1, r, 0, 3, &acts);
+        cons_on_timeout(c, CONS_STEP_PRECOMMIT, 1, r, &acts);
+    }
+    uint32_t r = r0 + 20;
+    assert_int_equal(cons_round(c), r);
+    feed_proposal(c, &vs, r, 1, 0xb0, &acts);
+    expect_none(&acts); /* no proof yet */
+    feed_votes_silent(c, CONS_PREVOTE, 1, 0xb0, 1, 2);
+    feed_vote(c, CONS_PREVOTE, 1, 1, 0xb0, 3, &acts);
+    assert_int_equal(acts.n, 1);
+    expect_vote(&acts.a[0], CONS_PREVOTE, 1, r, 0xb0, 0);
+    cons_free(c);
+}
+
 /* Field by field: struct padding is not part of a vote. */
 static void expect_same_vote(const cons_vote *a, const cons_vote *b)
 {
@@ -680,7 +732,9 @@ static void expect_same_vote(const cons_vote *a, const cons_vote *b)
     assert_memory_equal(a->sig, b->sig, KN_SIG_BYTES);
 }
 
-/* Two different prevotes from validator 1: evidence once, the second not counted. */
+/* Two different prevotes from validator 1: evidence once; the second one counts
+ * for its own block too (other nodes may have seen it first and relay it as a
+ * proof of lock), and neither counts twice in "+2/3 of any kind". */
 static void equivocation_evidence_once(void **state)
 {
     cons_valset vs = equal4();
@@ -698,19 +752,43 @@ static void equivocation_evidence_once(void **state)
     assert_int_equal(acts.a[0].kind, CONS_ACT_EVIDENCE);
     expect_same_vote(&acts.a[0].u.evidence.a, &first);
     expect_same_vote(&acts.a[0].u.evidence.b, &second);
-    /* B has prevotes from 0 and 2 only: had 1's second vote counted, this would
-     * be a quorum for B and a precommit. */
-    feed_vote(c, CONS_PREVOTE, 1, 0, 0xb0, 2, &acts);
-    assert_int_equal(acts.n, 1);
-    expect_timeout(&acts.a[0], CONS_STEP_PREVOTE, 1, 0, 1000);
-    cons_on_vote(c, &second, &acts);
+    cons_on_vote(c, &second, &acts); /* its second vote again */
     expect_none(&acts);
     feed_vote(c, CONS_PREVOTE, 1, 0, 0, 1, &acts); /* a third, nil */
     expect_none(&acts);
     cons_on_vote(c, &first, &acts); /* an exact duplicate */
     expect_none(&acts);
+    assert_int_equal(cons_voted_mask(c, CONS_PREVOTE), 0x3); /* 0 and 1, once each */
+    /* B: 0, 1's second vote and 2, a quorum: the timeout, then the precommit. */
+    feed_vote(c, CONS_PREVOTE, 1, 0, 0xb0, 2, &acts);
+    assert_int_equal(acts.n, 2);
+    expect_timeout(&acts.a[0], CONS_STEP_PREVOTE, 1, 0, 1000);
+    expect_vote(&acts.a[1], CONS_PRECOMMIT, 1, 0, 0xb0, 0);
     assert_int_equal(cons_voted_mask(c, CONS_PREVOTE), 0x7);
-    assert_int_equal(cons_step(c), CONS_STEP_PREVOTE);
+    cons_free(c);
+}
+
+/* Twins can make three different votes of one validator: the third one takes
+ * the second's place only when it is for the block the round's proposal needs. */
+static void third_vote_counts_for_the_proposal(void **state)
+{
+    cons_valset vs = equal4();
+    cons_actions acts;
+    cons_state *c = start_core(&vs, 0, &acts);
+    feed_proposal(c, &vs, 0, -1, 0xc0, &acts);
+    expect_vote(&acts.a[0], CONS_PREVOTE, 1, 0, 0xc0, 0);
+    feed_votes_silent(c, CONS_PREVOTE, 0, 0xc0, 0, 0);
+    feed_votes_silent(c, CONS_PREVOTE, 0, 0xa0, 1, 1);
+    feed_vote(c, CONS_PREVOTE, 1, 0, 0xb0, 1, &acts);
+    assert_int_equal(acts.n, 1);
+    assert_int_equal(acts.a[0].kind, CONS_ACT_EVIDENCE); /* reported once */
+    feed_vote(c, CONS_PREVOTE, 1, 0, 0xd0, 1, &acts); /* not wanted: ignored */
+    expect_none(&acts);
+    feed_votes_silent(c, CONS_PREVOTE, 0, 0xc0, 1, 1); /* wanted: counts */
+    feed_vote(c, CONS_PREVOTE, 1, 0, 0xc0, 2, &acts);
+    assert_int_equal(acts.n, 2);
+    expect_timeout(&acts.a[0], CONS_STEP_PREVOTE, 1, 0, 1000);
+    expect_vote(&acts.a[1], CONS_PRECOMMIT, 1, 0, 0xc0, 0);
     cons_free(c);
 }
 
@@ -1146,7 +1224,10 @@ int main(void)
         cmocka_unit_test(ignores_foreign_messages),
         cmocka_unit_test(lock_and_unlock),
         cmocka_unit_test(lock_keeps_own_value),
+        cmocka_unit_test(valid_proof_is_the_quorum),
+        cmocka_unit_test(cited_round_kept_after_long_stall),
         cmocka_unit_test(equivocation_evidence_once),
+        cmocka_unit_test(third_vote_counts_for_the_proposal),
         cmocka_unit_test(round_skip_on_one_third),
         cmocka_unit_test(long_stall_keeps_working),
         cmocka_unit_test(observer_never_votes),

@@ -1,5 +1,5 @@
-/* The daemon's own pieces: the signing guard, the bounded mempool, and the
- * configuration loader's refusals. */
+/* The daemon's own pieces: the signing guard, the bounded mempool, the choice
+ * of a catch-up peer, and the configuration loader's refusals. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +74,44 @@ static void mempool_is_bounded_and_ordered(void **state)
     assert_memory_equal(mp.head->next->id, id[2], KN_HASH_BYTES);
     assert_memory_equal(mp.tail->id, id[3], KN_HASH_BYTES);
     node__mempool_free(&mp);
+}
+
+/* ---------------------------------------------------------------- catch-up peer */
+
+static void catchup_pick_stays_with_a_good_peer_and_takes_turns(void **state)
+{
+    static node_config cfg; /* large: not on the stack */
+    static node n;
+    memset(&cfg, 0, sizeof cfg);
+    memset(&n, 0, sizeof n);
+    cfg.valset.n = 4;
+    cfg.self = 3;
+    n.cfg = &cfg;
+    n.chain.height = 10;
+    for (uint32_t i = 0; i < 4; i++) n.peer[i] = (node__peer_state){.height = 50, .up = true};
+
+    /* After a good batch the same peer again; otherwise the next one. */
+    n.catchup_peer = 1;
+    assert_int_equal(node__catchup_pick(&n, true), 1);
+    assert_int_equal(node__catchup_pick(&n, false), 2);
+    /* Turns go round every peer ahead, never to ourselves. */
+    for (uint32_t round = 0, want = 0; round < 6; round++, want = (want + 1) % 3) {
+        n.catchup_peer = (want + 2) % 3;
+        assert_int_equal(node__catchup_pick(&n, false), want);
+    }
+    /* A peer that served nothing usable is believed at our height: passed
+     * over even when it was the one to stay with. */
+    n.catchup_peer = 2;
+    n.peer[2].height = n.chain.height;
+    assert_int_equal(node__catchup_pick(&n, true), 0);
+    /* A peer whose link is down is not asked, however far ahead it says it is. */
+    n.peer[0].up = false;
+    n.peer[0].height = 1000;
+    assert_int_equal(node__catchup_pick(&n, true), 1);
+    /* Nobody ahead but ourselves: nobody to ask. */
+    n.peer[1].height = n.chain.height;
+    assert_int_equal(node__catchup_pick(&n, false), CONS_NO_VALIDATOR);
+    assert_int_equal(node__catchup_pick(&n, true), CONS_NO_VALIDATOR);
 }
 
 /* ---------------------------------------------------------------- config */
@@ -324,6 +362,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(guard_allows_only_forward_or_identical),
         cmocka_unit_test(mempool_is_bounded_and_ordered),
+        cmocka_unit_test(catchup_pick_stays_with_a_good_peer_and_takes_turns),
         cmocka_unit_test_setup_teardown(config_defaults, setup_config, teardown_config),
         cmocka_unit_test_setup_teardown(config_refusals, setup_config, teardown_config),
         cmocka_unit_test_setup_teardown(config_defaults_issuer_key, setup_config, teardown_config),
