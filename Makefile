@@ -6,7 +6,7 @@ JOBS ?= 2
 SEEDS ?= 1000
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build devnet test clean asan sim fuzz
+.PHONY: all deps build devnet test clean asan sim fuzz bench
 
 all: build
 
@@ -24,6 +24,17 @@ devnet: build
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j1
+
+# The benchmark (docs/PERFORMANCE.md): a four-validator devnet, then a
+# one-validator network, each loaded by `koinon bench` and printed beside the
+# ceiling this machine's measured limits allow. BENCH_DURATION (s), BENCH_RATE
+# (transfers/s offered) and BENCH_ACCOUNTS size the load.
+BENCH_DURATION ?= 30
+BENCH_RATE ?= 20000
+BENCH_ACCOUNTS ?= 1000
+bench: build
+	BENCH_DURATION=$(BENCH_DURATION) BENCH_RATE=$(BENCH_RATE) BENCH_ACCOUNTS=$(BENCH_ACCOUNTS) \
+	  bash tools/bench.sh $(BUILD_DIR)/bin
 
 asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKOINON_ASAN=ON

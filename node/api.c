@@ -76,6 +76,32 @@ void node__api_committed(net_http_req *req, const uint8_t id[KN_HASH_BYTES],
     respond_json(req, 200, record_json(id, rec), NULL);
 }
 
+static json_t *batch_result_json(uint32_t index, const node__batch_result *r)
+{
+    if (r->err == 0 && r->committed) return record_json(r->id, &r->rec);
+    if (r->err == 0)
+        return json_pack("{s:o,s:s}", "id", hex_json(r->id, KN_HASH_BYTES), "status", "pending");
+    json_t *o = json_pack("{s:I}", "index", (json_int_t)index);
+    if (r->has_id) json_object_set_new(o, "id", hex_json(r->id, KN_HASH_BYTES));
+    json_object_set_new(o, "error", json_pack("{s:s,s:s}", "code", kn_errname(r->err), "message",
+                                              kn_strerror(r->err)));
+    return o;
+}
+
+void node__api_batch(net_http_req *req, const node__batch_result *results, uint32_t count)
+{
+    json_t *list = json_array();
+    uint32_t refused = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        refused += results[i].err != 0;
+        json_array_append_new(list, batch_result_json(i, &results[i]));
+    }
+    respond_json(req, 200,
+                 json_pack("{s:I,s:I,s:o}", "accepted", (json_int_t)(count - refused), "refused",
+                           (json_int_t)refused, "results", list),
+                 NULL);
+}
+
 /* ---------------------------------------------------------------- handlers */
 
 /* Answers 200 with body, or 500 storage_error (dropping body) when a read
@@ -182,6 +208,33 @@ static void post_txs(node *n, net_http_req *req)
         node__submit_client(n, req, tx, hex_len / 2, wait);
     free(tx);
     json_decref(root);
+}
+
+/* A msgpack array of bin, each one transaction's bytes: the whole body is
+ * checked before any of it is admitted. */
+static void post_txs_batch(node *n, net_http_req *req)
+{
+    size_t len;
+    const uint8_t *body = net_http_body(req, &len);
+    uint32_t count = 0;
+    char message[96];
+    if (len > n->cfg->api_batch_body_max_bytes) {
+        snprintf(message, sizeof message, "the body is over api_batch_body_max_bytes (%zu)",
+                 n->cfg->api_batch_body_max_bytes);
+        node__api_error(req, 413, KN_ETOOBIG, message);
+        return;
+    }
+    int rc = node__batch_check(body, len, NODE_BATCH_TXS_MAX, &count);
+    if (rc == KN_ETOOBIG) {
+        snprintf(message, sizeof message, "a batch holds at most %d transactions",
+                 NODE_BATCH_TXS_MAX);
+        node__api_error(req, 413, KN_ETOOBIG, message);
+    } else if (rc) {
+        node__api_error(req, 400, KN_EDECODE,
+                        "expected a msgpack array of bin, one transaction each");
+    } else {
+        node__submit_batch(n, req, body, len, count);
+    }
 }
 
 /* ---------------------------------------------------------------- paths */
@@ -1516,6 +1569,7 @@ static enum node_api_route route_of(const char *path, api_path *p)
 {
     p->n = 0;
     if (strcmp(path, "/v1/txs") == 0) return NODE_ROUTE_TXS_POST;
+    if (strcmp(path, "/v1/txs/batch") == 0) return NODE_ROUTE_TXS_BATCH;
     if (strcmp(path, "/v1/status") == 0) return NODE_ROUTE_STATUS;
     if (strcmp(path, "/v1/events") == 0) return NODE_ROUTE_EVENTS;
     if (strcmp(path, "/metrics") == 0) return NODE_ROUTE_METRICS;
@@ -1532,20 +1586,27 @@ void node__api_handle(void *ctx, net_http_req *req)
     const char *method = net_http_method(req);
     enum node_api_route route = route_of(net_http_path(req), &p);
     n->health.api_requests[route]++;
-    const char *wanted = route == NODE_ROUTE_TXS_POST ? "POST" : "GET";
+    bool post = route == NODE_ROUTE_TXS_POST || route == NODE_ROUTE_TXS_BATCH;
+    size_t body_len;
+    (void)net_http_body(req, &body_len);
     if (route == NODE_ROUTE_OTHER) {
         node__api_error(req, 404, KN_ENOTFOUND, "no such route");
         return;
     }
-    if (strcmp(method, wanted) != 0) {
+    if (strcmp(method, post ? "POST" : "GET") != 0) {
         static const char *const allow_get[] = {"allow", "GET", NULL};
         static const char *const allow_post[] = {"allow", "POST", NULL};
-        node__api_error_headers(req, 405, KN_EMETHOD, NULL,
-                                route == NODE_ROUTE_TXS_POST ? allow_post : allow_get);
+        node__api_error_headers(req, 405, KN_EMETHOD, NULL, post ? allow_post : allow_get);
+        return;
+    }
+    /* The HTTP layer's limit is the larger of the two (node.c). */
+    if (route != NODE_ROUTE_TXS_BATCH && body_len > n->cfg->api_body_max_bytes) {
+        node__api_error(req, 413, KN_ETOOBIG, "the body is over api_body_max_bytes");
         return;
     }
     switch (route) {
     case NODE_ROUTE_TXS_POST: post_txs(n, req); break;
+    case NODE_ROUTE_TXS_BATCH: post_txs_batch(n, req); break;
     case NODE_ROUTE_STATUS: get_status(n, req); break;
     case NODE_ROUTE_TXS_GET: with_read_txn(n, req, get_tx, &p); break;
     case NODE_ROUTE_ACCOUNTS: with_read_txn(n, req, get_accounts, &p); break;

@@ -278,7 +278,7 @@ typedef struct limit_field {
 
 static int load_limits(json_t *root, node_config *cfg)
 {
-    uint64_t map_size_mb = 0, body_max = 0;
+    uint64_t map_size_mb = 0, body_max = 0, batch_body_max = 0;
     const limit_field fields[] = {
         {"mempool_txs_max", 50000, 1, 1000000, &cfg->mempool_txs_max, NULL},
         {"block_txs_max", 5000, 1, LEDGER_BLOCK_TXS_MAX, &cfg->block_txs_max, NULL},
@@ -291,6 +291,7 @@ static int load_limits(json_t *root, node_config *cfg)
         {"timeout_delta_ms", 500, 0, 600000, &cfg->timeouts.timeout_delta_ms, NULL},
         {"map_size_mb", 4096, 16, 1u << 20, NULL, &map_size_mb},
         {"api_body_max_bytes", 1u << 20, 1024, 64u << 20, NULL, &body_max},
+        {"api_batch_body_max_bytes", 8u << 20, 1024, 64u << 20, NULL, &batch_body_max},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const limit_field *f = &fields[i];
@@ -312,6 +313,7 @@ static int load_limits(json_t *root, node_config *cfg)
     }
     cfg->map_size_bytes = map_size_mb << 20;
     cfg->api_body_max_bytes = (size_t)body_max;
+    cfg->api_batch_body_max_bytes = (size_t)batch_body_max;
     return 0;
 }
 

@@ -710,24 +710,22 @@ int node__commit_block(node *n, const uint8_t *block, size_t block_len, const ui
     ledger_block_view v;
     int rc = ledger_block_decode(block, block_len, &v);
     if (rc) return rc;
-    ledger_tx *txs = NULL;
-    uint8_t(*ids)[KN_HASH_BYTES] = NULL;
-    rc = ledger_block_txs(&v, &txs, &ids);
+    ledger_block_txs *bt = &n->block_txs;
+    rc = ledger_block_txs_decode(&v, bt);
+    const uint8_t(*ids)[KN_HASH_BYTES] = (const uint8_t(*)[KN_HASH_BYTES])bt->ids;
     uint64_t prev_time_ms = n->chain.last_time_ms;
-    if (!rc) rc = execute(n, &v, block, block_len, txs, cert, cert_len);
+    if (!rc) rc = execute(n, &v, block, block_len, bt->txs, cert, cert_len);
     if (!rc) {
         node__health_on_commit(n, &v.hdr, cert, cert_len, prev_time_ms);
-        count_results(n, (const uint8_t(*)[KN_HASH_BYTES])ids, v.hdr.n_txs);
+        count_results(n, ids, v.hdr.n_txs);
         KN_REQUIRE(n->chain.height == v.hdr.height);
         n->last_commit_mono_ms = kn_mono_ms();
         KN_INFO("cons", "block committed", "height=%llu txs=%u",
                 (unsigned long long)v.hdr.height, v.hdr.n_txs);
-        node__mempool_after_commit(n, &v, (const uint8_t(*)[KN_HASH_BYTES])ids);
+        node__mempool_after_commit(n, &v, ids);
         node__events_block(n, v.hdr.height);
     }
     ledger_block_view_free(&v);
-    free(txs);
-    free(ids);
     if (!rc && restart) node__restart_consensus(n);
     return rc;
 }
@@ -906,6 +904,7 @@ void node__driver_stop(node *n)
 {
     for (int i = 0; i < NODE_PROPOSALS_MAX; i++) kn_buf_free(&n->proposals[i].block);
     kn_buf_free(&n->own_proposal);
+    ledger_block_txs_free(&n->block_txs);
     for (uint32_t i = 0; i < NODE_FUTURE_MAX; i++) kn_buf_free(&n->future[i].msg);
     cons_free(n->cons);
     n->cons = NULL;

@@ -40,6 +40,7 @@ enum node_msg {
 #define NODE_VERIFY_JOBS_MAX 2       /* jobs in flight: one per core */
 #define NODE_VERIFY_QUEUE_MAX 20000  /* decoded, waiting for a job */
 #define NODE_GOSSIP_BATCH_MAX 1024   /* transactions per TXS message */
+#define NODE_BATCH_TXS_MAX 5000      /* transactions in one POST /v1/txs/batch */
 #define NODE_FUTURE_MAX 256          /* early messages kept for the next height */
 #define NODE_FUTURE_BYTES_MAX (32u << 20)
 #define NODE_OWN_VOTES_MAX 64        /* own votes kept per height (the latest) */
@@ -144,13 +145,13 @@ typedef struct node__peer_state {
 #define NODE_EVIDENCE_MAX 16    /* equivocations kept for status */
 #define NODE_HIST_BUCKETS 11
 #define NODE_ERR_SLOTS (KN__ERR_END - KN__ERR_BASE) /* slot 0 is ok */
-#define NODE_API_ROUTES 14
+#define NODE_API_ROUTES 15
 
 enum node_api_route {
     NODE_ROUTE_OTHER, NODE_ROUTE_STATUS, NODE_ROUTE_TXS_POST, NODE_ROUTE_TXS_GET,
     NODE_ROUTE_ACCOUNTS, NODE_ROUTE_CURRENCIES, NODE_ROUTE_BLOCKS, NODE_ROUTE_METRICS,
     NODE_ROUTE_DASHBOARD, NODE_ROUTE_EVENTS, NODE_ROUTE_RATES, NODE_ROUTE_CYCLES,
-    NODE_ROUTE_REPORTS, NODE_ROUTE_EVIDENCE
+    NODE_ROUTE_REPORTS, NODE_ROUTE_EVIDENCE, NODE_ROUTE_TXS_BATCH
 };
 extern const char *const node__api_routes[NODE_API_ROUTES];
 
@@ -232,6 +233,7 @@ typedef struct node {
     node__proposal proposals[NODE_PROPOSALS_MAX];
     node__signed last_signed;
     kn_buf own_proposal; /* our latest proposal message at this height */
+    ledger_block_txs block_txs; /* the block being committed, decoded; kept between blocks */
     cons_vote own_votes[NODE_OWN_VOTES_MAX]; /* every vote we signed at this height */
     uint32_t n_own_votes;
     uint8_t stored_valid_id[KN_HASH_BYTES]; /* the valid block whose bytes are on disk */
@@ -308,6 +310,27 @@ void node__submit_free(node *n);
 void node__submit_client(node *n, net_http_req *req, const uint8_t *tx, size_t len,
                          bool wait_commit);
 void node__on_txs_msg(node *n, uint32_t peer, kn_cur *c);
+
+/* The outcome of one transaction of a POST /v1/txs/batch, once settled. */
+typedef struct node__batch_result {
+    uint8_t id[KN_HASH_BYTES];
+    bool has_id;    /* false when the bytes did not decode */
+    bool committed; /* committed before: rec is its record */
+    int err;        /* 0: accepted (pending, or committed); else why it was refused */
+    ledger_tx_record rec;
+} node__batch_result;
+/* Checks a POST /v1/txs/batch body before anything of it is admitted: one
+ * msgpack array of bin (canonical lengths) and nothing after it. 0 with
+ * *count set; KN_ETOOBIG for more than txs_max elements (seen from the array
+ * header alone); KN_EDECODE for anything else. Reads the bytes only. */
+KN_MUST int node__batch_check(const uint8_t *body, size_t len, uint32_t txs_max,
+                              uint32_t *count);
+/* Every transaction of a body that node__batch_check accepted (count of them)
+ * goes the way of node__submit_client without ?wait=commit; the request is
+ * answered once all of them are settled (node__api_batch), or dropped if the
+ * client leaves first. The body is copied. */
+void node__submit_batch(node *n, net_http_req *req, const uint8_t *body, size_t len,
+                        uint32_t count);
 /* A transaction this node made itself (evidence of equivocation): checked
  * against the committed state on the loop, admitted to the mempool and
  * gossiped; no client waits for it. 0 when pending (now or already),
@@ -332,6 +355,9 @@ void node__api_pending(net_http_req *req, const uint8_t id[KN_HASH_BYTES]);
 /* 200 {"id","status":"committed","height","index","result":{...}} */
 void node__api_committed(net_http_req *req, const uint8_t id[KN_HASH_BYTES],
                          const ledger_tx_record *rec);
+/* 200 {"accepted","refused","results":[...]}: one result per transaction of a
+ * batch, in input order (docs/API.md, POST /v1/txs/batch). */
+void node__api_batch(net_http_req *req, const node__batch_result *results, uint32_t count);
 
 /* The dashboard page, embedded at build time from node/dashboard/index.html. */
 extern const char node__dashboard_html[];

@@ -143,9 +143,14 @@ static int start(node *n)
     int rc = open_store(n);
     if (!rc) rc = node__driver_start(n);
     if (!rc) rc = start_peers(n);
+    /* The HTTP layer refuses what is over the larger limit; the API checks
+     * each route's own (api.c). */
+    size_t body_max = n->cfg->api_body_max_bytes > n->cfg->api_batch_body_max_bytes
+                          ? n->cfg->api_body_max_bytes
+                          : n->cfg->api_batch_body_max_bytes;
     if (!rc)
-        rc = net_http_start(&n->loop, n->cfg->api_host, n->cfg->api_port,
-                            n->cfg->api_body_max_bytes, node__api_handle, n, &n->http);
+        rc = net_http_start(&n->loop, n->cfg->api_host, n->cfg->api_port, body_max,
+                            node__api_handle, n, &n->http);
     if (rc) return rc;
     uv_timer_init(&n->loop, &n->tick);
     n->tick.data = n;

@@ -48,7 +48,8 @@ typedef struct node_config {
     uint32_t drift_ms;       /* how far a block time may run ahead of our clock */
     uint32_t wait_commit_ms; /* longest POST /v1/txs?wait=commit */
     uint64_t map_size_bytes;
-    size_t api_body_max_bytes;
+    size_t api_body_max_bytes;       /* a request to any route but the batch one */
+    size_t api_batch_body_max_bytes; /* POST /v1/txs/batch */
     cons_config timeouts;
 
     ledger_genesis genesis;

@@ -6,16 +6,23 @@
  * or their deadline passes. */
 #include "node/internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct tx_batch tx_batch;
+
 typedef struct verify_item {
-    ledger_tx tx;
-    uint8_t *bytes;
+    uint8_t *bytes;       /* owned, or borrowed from batch */
     uint32_t len;
-    node__client *client; /* NULL for a transaction gossiped by a peer */
+    node__client *client; /* NULL for a batch's or a peer's transaction */
+    tx_batch *batch;      /* or NULL: the batch whose result index this is */
+    uint32_t index;
     bool local;           /* came from a client: kept after the client is freed */
-    int rc;
+    bool admitted;        /* this item put the transaction into the mempool */
+    int rc;               /* the verification's result, then the admission's */
+    node__mp_entry *entry; /* where it is pending, when rc is 0 */
+    ledger_tx tx;          /* last: a reused item clears only what is before */
 } verify_item;
 
 typedef struct verify_job {
@@ -26,10 +33,31 @@ typedef struct verify_job {
     struct verify_job *next;
 } verify_job;
 
+/* Finished jobs kept for the next ones: a job is megabytes, and memory freshly
+ * mapped costs a page fault per page, more than the work on it. */
+#define SPARE_JOBS_MAX NODE_VERIFY_JOBS_MAX
+
 typedef struct node__verify_queue {
     verify_job *head, *tail; /* jobs waiting for a worker; the tail is filling */
     uint32_t items;
+    verify_job *spare;
+    uint32_t n_spare;
 } node__verify_queue;
+
+/* A POST /v1/txs/batch until every transaction of it is settled. One
+ * allocation holds the results and a copy of the body, which the queued items
+ * borrow instead of copying their bytes one by one; it is freed with the last
+ * item settled, whether the client is still there or not. */
+struct tx_batch {
+    net_http_req *req; /* NULL once the client went away */
+    uint32_t count;
+    uint32_t unsettled; /* items in the verification queue or a job */
+    uint8_t *body;      /* the copy, after the results */
+    node__batch_result results[];
+};
+
+/* A batch always fits an empty verification queue. */
+_Static_assert(NODE_BATCH_TXS_MAX <= NODE_VERIFY_QUEUE_MAX, "batch over the verification queue");
 
 void node__submit_init(node *n)
 {
@@ -143,22 +171,53 @@ static void dispatch_jobs(node *n)
     }
 }
 
-/* Queues a decoded transaction for verification; false when the queue is full. */
-static bool enqueue(node *n, const ledger_tx *tx, const uint8_t *bytes, size_t len,
-                    node__client *cl)
+static void job_done(node__verify_queue *q, verify_job *job)
+{
+    if (q->n_spare >= SPARE_JOBS_MAX) {
+        free(job);
+        return;
+    }
+    job->next = q->spare;
+    q->spare = job;
+    q->n_spare++;
+}
+
+/* Takes a place in the verification queue for a decoded transaction; NULL
+ * when the queue is full. The caller sets where its bytes are and who waits. */
+static verify_item *enqueue_item(node *n, const ledger_tx *tx)
 {
     node__verify_queue *q = n->vq;
-    if (q->items >= NODE_VERIFY_QUEUE_MAX) return false;
+    if (q->items >= NODE_VERIFY_QUEUE_MAX) return NULL;
     if (!q->tail || q->tail->count == NODE_VERIFY_BATCH_MAX) {
-        verify_job *job = calloc(1, sizeof *job);
-        KN_REQUIRE(job != NULL);
+        verify_job *job = q->spare;
+        if (job) {
+            q->spare = job->next;
+            q->n_spare--;
+        } else {
+            job = malloc(sizeof *job);
+            KN_REQUIRE(job != NULL);
+        }
         job->n = n;
+        job->count = 0;
+        job->next = NULL;
         if (q->tail) q->tail->next = job;
         else q->head = job;
         q->tail = job;
     }
     verify_item *it = &q->tail->items[q->tail->count++];
+    memset(it, 0, offsetof(verify_item, tx));
     it->tx = *tx;
+    q->items++;
+    return it;
+}
+
+/* Queues a decoded transaction with a copy of its bytes; false when the queue
+ * is full. */
+static bool enqueue(node *n, const ledger_tx *tx, const uint8_t *bytes, size_t len,
+                    node__client *cl)
+{
+    verify_item *it = enqueue_item(n, tx);
+    if (!it) return false;
     it->bytes = malloc(len);
     KN_REQUIRE(it->bytes != NULL);
     memcpy(it->bytes, bytes, len);
@@ -166,7 +225,6 @@ static bool enqueue(node *n, const ledger_tx *tx, const uint8_t *bytes, size_t l
     it->client = cl;
     it->local = cl != NULL;
     if (cl) cl->in_job = true;
-    q->items++;
     return true;
 }
 
@@ -182,6 +240,7 @@ static int admit(node *n, store_txn *scratch, verify_item *it, node__mp_entry **
     if (!*out) return KN_EFULL;
     (*out)->admitted_ms = kn_mono_ms();
     (*out)->local = it->local;
+    it->admitted = true;
     return 0;
 }
 
@@ -198,8 +257,16 @@ static int status_for(int err)
     return ledger_rule_error(err) ? 422 : 400;
 }
 
-static void answer(node *n, verify_item *it, int rc, node__mp_entry *e)
+static void batch_settle(tx_batch *b, uint32_t i, int rc);
+
+static void answer(node *n, verify_item *it)
 {
+    if (it->batch) {
+        batch_settle(it->batch, it->index, it->rc);
+        return;
+    }
+    int rc = it->rc;
+    node__mp_entry *e = it->entry;
     node__client *cl = it->client;
     cl->in_job = false;
     if (rc == KN_EFULL || rc == KN_ESTORE) {
@@ -212,6 +279,23 @@ static void answer(node *n, verify_item *it, int rc, node__mp_entry *e)
     }
 }
 
+/* One TXS message with the clients' transactions this job admitted (a peer's
+ * were gossiped by the node that took them from a client). */
+static void gossip_admitted(node *n, const verify_job *job, uint32_t n_gossip)
+{
+    if (!n_gossip) return;
+    kn_buf gossip = {0};
+    kn_w_array(&gossip, 2);
+    kn_w_uint(&gossip, NODE_MSG_TXS);
+    kn_w_array(&gossip, n_gossip);
+    for (uint32_t i = 0; i < job->count; i++) {
+        const verify_item *it = &job->items[i];
+        if (it->local && it->admitted) kn_w_bin(&gossip, it->bytes, it->len);
+    }
+    node__broadcast(n, &gossip);
+    kn_buf_free(&gossip);
+}
+
 static void verify_done(uv_work_t *w, int status)
 {
     verify_job *job = w->data;
@@ -219,32 +303,23 @@ static void verify_done(uv_work_t *w, int status)
     n->jobs_in_flight--;
     store_txn *scratch = NULL;
     if (store_begin(n->store, true, &scratch)) scratch = NULL;
-    kn_buf gossip = {0};
     uint32_t n_gossip = 0;
-    kn_buf_reserve(&gossip, 16);
     for (uint32_t i = 0; i < job->count; i++) {
         verify_item *it = &job->items[i];
-        node__mp_entry *e = NULL;
-        int rc = it->rc ? it->rc : admit(n, scratch, it, &e);
-        if (rc) n->health.rejected[node__err_slot(rc)]++;
-        if (rc == 0 && it->local) n_gossip++;
-        if (it->local) answer(n, it, rc, e); /* frees the client */
+        if (it->rc == 0) it->rc = admit(n, scratch, it, &it->entry);
+        if (it->rc) n->health.rejected[node__err_slot(it->rc)]++;
+        if (it->local && it->admitted) n_gossip++;
     }
     if (scratch) store_abort(scratch);
-    if (n_gossip) {
-        kn_w_array(&gossip, 2);
-        kn_w_uint(&gossip, NODE_MSG_TXS);
-        kn_w_array(&gossip, n_gossip);
-        for (uint32_t i = 0; i < job->count; i++) {
-            verify_item *it = &job->items[i];
-            if (it->local && it->rc == 0 && node__mempool_find(&n->mempool, it->tx.id))
-                kn_w_bin(&gossip, it->bytes, it->len);
-        }
-        node__broadcast(n, &gossip);
+    gossip_admitted(n, job, n_gossip);
+    /* Answered after the gossip: the last item of a batch frees the bytes
+     * that its items borrow. answer frees the client. */
+    for (uint32_t i = 0; i < job->count; i++) {
+        verify_item *it = &job->items[i];
+        if (!it->batch) free(it->bytes);
+        if (it->local) answer(n, it);
     }
-    kn_buf_free(&gossip);
-    for (uint32_t i = 0; i < job->count; i++) free(job->items[i].bytes);
-    free(job);
+    job_done(n->vq, job);
     dispatch_jobs(n);
     node__maybe_build(n);
 }
@@ -316,6 +391,108 @@ void node__on_txs_msg(node *n, uint32_t peer, kn_cur *c)
         if (!enqueue(n, &tx, p, len, NULL)) break;
     }
     store_abort(t);
+    dispatch_jobs(n);
+}
+
+/* ---------------------------------------------------------------- batches */
+
+int node__batch_check(const uint8_t *body, size_t len, uint32_t txs_max, uint32_t *count)
+{
+    kn_cur c = kn_cur_make(body, len);
+    uint32_t n;
+    if (kn_r_array(&c, &n)) return KN_EDECODE;
+    if (n > txs_max) return KN_ETOOBIG;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *p;
+        size_t tx_len;
+        if (kn_r_bin(&c, &p, &tx_len)) return KN_EDECODE;
+    }
+    if (c.left != 0) return KN_EDECODE;
+    *count = n;
+    return 0;
+}
+
+static void batch_finish(tx_batch *b)
+{
+    if (b->req) node__api_batch(b->req, b->results, b->count);
+    free(b);
+}
+
+static void batch_gone(void *arg)
+{
+    tx_batch *b = arg;
+    KN_REQUIRE(b->unsettled > 0); /* a settled batch was answered and freed */
+    b->req = NULL;
+}
+
+static void batch_settle(tx_batch *b, uint32_t i, int rc)
+{
+    KN_REQUIRE(i < b->count && b->unsettled > 0);
+    b->results[i].err = rc;
+    if (--b->unsettled == 0) batch_finish(b);
+}
+
+/* One transaction of a batch, as node__submit_client takes one: a refusal or
+ * a known answer goes into its result at once; otherwise it is queued with its
+ * bytes borrowed from the batch and settles when its job is done. */
+static void batch_take(node *n, store_txn *t, tx_batch *b, uint32_t i, const uint8_t *bytes,
+                       size_t len)
+{
+    static ledger_tx tx; /* loop thread only; too large for the stack of a callback */
+    node__batch_result *r = &b->results[i];
+    r->err = ledger_tx_decode(bytes, len, &tx);
+    if (r->err) return;
+    memcpy(r->id, tx.id, KN_HASH_BYTES);
+    r->has_id = true;
+    if (strcmp(tx.chain_id, n->chain_id) != 0) {
+        r->err = KN_EWRONGCHAIN;
+        return;
+    }
+    if (node__mempool_find(&n->mempool, tx.id)) return; /* pending */
+    if (t && ledger_tx_record_get(t, tx.id, &r->rec) == 0) {
+        r->committed = true;
+        return;
+    }
+    verify_item *it = n->mempool.count < n->mempool.max ? enqueue_item(n, &tx) : NULL;
+    if (!it) {
+        r->err = KN_EFULL;
+        return;
+    }
+    it->bytes = (uint8_t *)bytes; /* the batch's own copy */
+    it->len = (uint32_t)len;
+    it->batch = b;
+    it->index = i;
+    it->local = true;
+    b->unsettled++;
+}
+
+void node__submit_batch(node *n, net_http_req *req, const uint8_t *body, size_t len,
+                        uint32_t count)
+{
+    tx_batch *b = calloc(1, sizeof *b + (size_t)count * sizeof b->results[0] + len);
+    KN_REQUIRE(b != NULL);
+    b->req = req;
+    b->count = count;
+    b->body = (uint8_t *)&b->results[count];
+    memcpy(b->body, body, len);
+    /* One read transaction for every lookup of a committed id in the batch. */
+    store_txn *t = NULL;
+    if (store_begin(n->store, false, &t)) t = NULL;
+    kn_cur c = kn_cur_make(b->body, len);
+    uint32_t n_txs;
+    KN_REQUIRE(kn_r_array(&c, &n_txs) == 0 && n_txs == count); /* node__batch_check passed */
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *p;
+        size_t tx_len;
+        KN_REQUIRE(kn_r_bin(&c, &p, &tx_len) == 0);
+        batch_take(n, t, b, i, p, tx_len);
+    }
+    if (t) store_abort(t);
+    if (b->unsettled == 0) {
+        batch_finish(b);
+        return;
+    }
+    net_http_defer(req, batch_gone, b);
     dispatch_jobs(n);
 }
 
@@ -410,9 +587,19 @@ void node__submit_free(node *n)
         verify_job *job = q->head;
         q->head = job->next;
         for (uint32_t i = 0; i < job->count; i++) {
-            free(job->items[i].bytes);
-            if (job->items[i].client) free(job->items[i].client);
+            verify_item *it = &job->items[i];
+            if (it->batch) {
+                batch_settle(it->batch, it->index, KN_ECLOSED);
+                continue;
+            }
+            free(it->bytes);
+            if (it->client) free(it->client);
         }
+        free(job);
+    }
+    while (q && q->spare) {
+        verify_job *job = q->spare;
+        q->spare = job->next;
         free(job);
     }
     while (n->wait_head) client_free(n->wait_head);

@@ -72,6 +72,8 @@ int cmd_cycles(int argc, char **argv);
 int cmd_evidence(int argc, char **argv);
 int cmd_cycle(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+/* The benchmark (bench.c). */
+int cmd_bench(int argc, char **argv);
 
 /* ---------------------------------------------------------------- messages, arguments */
 

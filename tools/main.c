@@ -62,6 +62,9 @@ static const command commands[] = {
     {"cycle", "show a settlement cycle: positions and obligations", cmd_cycle},
     {"report", "show a currency's figures over a period (or every currency's)", cmd_report},
     {"evidence", "list the equivocations of validators recorded on the ledger", cmd_evidence},
+    /* The benchmark (bench.c). */
+    {"bench", "measure a network's committed transfers/s and latency beside this machine's ceiling",
+     cmd_bench},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -89,6 +89,7 @@ enum opt_id {
     O_EXPIRY_BLOCKS,
     O_CHAIN_ID,
     O_JSON,
+    O_OUT,
     O_HELP,
     O_COUNT
 };
@@ -207,12 +208,15 @@ static const opt_def opt_defs[O_COUNT] = {
          "--expiry-blocks N       expire N blocks after the current height (default 100)"},
     [O_CHAIN_ID] = {"chain-id", true, 0, "--chain-id ID           chain id (default: the node's)"},
     [O_JSON] = {"json", false, 0, "--json                  print the node's JSON reply as is"},
+    [O_OUT] = {"out", true, 0,
+               "--out FILE              write the signed bytes to FILE instead of sending them\n"
+               "                          (the node is still asked for the chain id and height)"},
     [O_HELP] = {"help", false, 0, "--help                  show this help"},
 };
 
 #define COMMON_OPTS                                                                                \
     (B(O_NODE) | B(O_WAIT) | B(O_NONCE) | B(O_EXPIRY_BLOCKS) | B(O_CHAIN_ID) | B(O_JSON) |         \
-     B(O_HELP))
+     B(O_OUT) | B(O_HELP))
 
 typedef struct tx_args tx_args;
 
@@ -250,6 +254,7 @@ struct tx_args {
     const char *chain_id; /* NULL: ask the node */
     uint64_t nonce, expiry_blocks;
     bool nonce_given, wait, json;
+    const char *out; /* --out FILE: write the signed bytes there, send nothing */
     /* transfer and exchange --memo */
     bool has_memo;
     uint8_t memo_salt[MEMO_SALT_BYTES];
@@ -930,6 +935,9 @@ static int parse_common(tx_args *a)
         return cli_usage_error(a->usage, "--expiry-blocks must be 1 to %d", EXPIRY_BLOCKS_MAX);
     a->wait = has(a, O_WAIT);
     a->json = has(a, O_JSON);
+    a->out = val(a, O_OUT);
+    if (a->out && !a->out[0]) return cli_usage_error(a->usage, "--out needs a file name");
+    if (a->out && a->wait) return cli_usage_error(a->usage, "--out sends nothing: no --wait");
     return PARSED;
 }
 
@@ -1117,6 +1125,22 @@ static int submit(const tx_args *a, const ledger_tx *tx, const kn_buf *body)
     return rc;
 }
 
+/* --out: the signed bytes go to a file (e.g. to be sent later, or many at
+ * once to POST /v1/txs/batch); the id is printed. */
+static int write_out(const tx_args *a, const ledger_tx *tx, const kn_buf *body)
+{
+    char id[2 * KN_HASH_BYTES + 1];
+    kn_hex(id, tx->id, KN_HASH_BYTES);
+    if (a->has_memo) print_memo(a, tx);
+    FILE *f = fopen(a->out, "wb");
+    bool ok = f && fwrite(body->data, 1, body->len, f) == body->len;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok) return cli_fail(KN_EIO, "cannot write %s", a->out);
+    if (a->json) printf("{\"id\":\"%s\",\"bytes\":%zu}\n", id, body->len);
+    else printf("wrote %s (%zu bytes) to %s\n", id, body->len, a->out);
+    return CLI_EXIT_OK;
+}
+
 int cmd_transaction(int argc, char **argv)
 {
     static tx_args a; /* the option list is large; one command per process */
@@ -1127,7 +1151,7 @@ int cmd_transaction(int argc, char **argv)
     snprintf(a.node, sizeof a.node, "%s", CLI_NODE_DEFAULT);
     snprintf(a.usage, sizeof a.usage,
              "usage: koinon %s %s\n         [--node URL] [--wait] [--nonce N] [--expiry-blocks N] "
-             "[--chain-id ID] [--json]\n",
+             "[--chain-id ID] [--json] [--out FILE]\n",
              a.cmd->name, a.cmd->synopsis);
     int rc = parse_args(argc, argv, &a);
     if (rc != PARSED) return rc;
@@ -1135,7 +1159,7 @@ int cmd_transaction(int argc, char **argv)
     static ledger_tx tx; /* about 9 KB of fixed arrays */
     kn_buf body = {0};
     rc = build_tx(&a, &tx, &body);
-    if (!rc) rc = submit(&a, &tx, &body);
+    if (!rc) rc = a.out ? write_out(&a, &tx, &body) : submit(&a, &tx, &body);
     kn_buf_free(&body);
     return rc;
 }

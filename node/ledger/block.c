@@ -190,21 +190,25 @@ int ledger_block_check(const ledger_block_view *v, const ledger_chain *chain,
     return check_last_cert(v, vs, chain_id);
 }
 
-int ledger_block_txs(const ledger_block_view *v, ledger_tx **txs_out,
-                     uint8_t (**ids_out)[KN_HASH_BYTES])
+int ledger_block_txs_decode(const ledger_block_view *v, ledger_block_txs *bt)
 {
-    ledger_tx *txs = malloc(sizeof *txs * (v->hdr.n_txs + 1));
-    uint8_t(*ids)[KN_HASH_BYTES] = malloc(KN_HASH_BYTES * (size_t)(v->hdr.n_txs + 1));
-    KN_REQUIRE(txs != NULL && ids != NULL);
-    for (uint32_t i = 0; i < v->hdr.n_txs; i++) {
-        if (ledger_tx_decode(v->txs[i].p, v->txs[i].n, &txs[i])) {
-            free(txs);
-            free(ids);
-            return KN_EBADBLOCK;
-        }
-        memcpy(ids[i], txs[i].id, KN_HASH_BYTES);
+    uint32_t n = v->hdr.n_txs;
+    if (n + 1 > bt->cap) {
+        bt->txs = realloc(bt->txs, sizeof *bt->txs * (n + 1));
+        bt->ids = realloc(bt->ids, KN_HASH_BYTES * (size_t)(n + 1));
+        KN_REQUIRE(bt->txs != NULL && bt->ids != NULL);
+        bt->cap = n + 1;
     }
-    *txs_out = txs;
-    *ids_out = ids;
+    for (uint32_t i = 0; i < n; i++) {
+        if (ledger_tx_decode(v->txs[i].p, v->txs[i].n, &bt->txs[i])) return KN_EBADBLOCK;
+        memcpy(bt->ids[i], bt->txs[i].id, KN_HASH_BYTES);
+    }
     return 0;
+}
+
+void ledger_block_txs_free(ledger_block_txs *bt)
+{
+    free(bt->txs);
+    free(bt->ids);
+    *bt = (ledger_block_txs){0};
 }

@@ -657,11 +657,19 @@ void ledger_block_build(ledger_header *h, const ledger_slice *txs,
  * but the block id; KN_EDECODE/KN_ENONCANON/KN_ETOOBIG. */
 KN_MUST int ledger_block_decode(const uint8_t *p, size_t n, ledger_block_view *out);
 void ledger_block_view_free(ledger_block_view *v);
-/* Decodes every transaction of a block into *txs and their ids into *ids (both
- * allocated here, freed by the caller with free()). KN_EBADBLOCK if one does
- * not decode; nothing is allocated then. */
-KN_MUST int ledger_block_txs(const ledger_block_view *v, ledger_tx **txs,
-                             uint8_t (**ids)[KN_HASH_BYTES]);
+/* The decoded transactions of a block and their ids. Kept from block to block
+ * by a caller that decodes many: a block's worth is megabytes, and memory
+ * freshly mapped costs a page fault per page, which costs more than decoding. */
+typedef struct ledger_block_txs {
+    ledger_tx *txs;
+    uint8_t (*ids)[KN_HASH_BYTES];
+    uint32_t cap;
+} ledger_block_txs;
+
+/* Decodes every transaction of the block into bt, growing it when needed.
+ * KN_EBADBLOCK if one does not decode. */
+KN_MUST int ledger_block_txs_decode(const ledger_block_view *v, ledger_block_txs *bt);
+void ledger_block_txs_free(ledger_block_txs *bt);
 
 /* Checks a proposed block at chain tip `chain` against the validator set:
  * chain id, height = tip + 1, prev_id, state_hash, last_cert_hash, a last

@@ -236,16 +236,15 @@ static int commit_block(sim_world *w, sim_node *n, const uint8_t *block, size_t 
     ledger_block_view v;
     int rc = ledger_block_decode(block, len, &v);
     if (rc) return rc;
-    ledger_tx *txs = NULL;
-    uint8_t(*ids)[KN_HASH_BYTES] = NULL;
-    rc = ledger_block_txs(&v, &txs, &ids);
+    ledger_block_txs bt = {0};
+    rc = ledger_block_txs_decode(&v, &bt);
     if (!rc && sim_correct(n) &&
-        !sim_check_block(w, n, &v, txs, (const uint8_t(*)[KN_HASH_BYTES])ids, cert, cert_len))
+        !sim_check_block(w, n, &v, bt.txs, (const uint8_t(*)[KN_HASH_BYTES])bt.ids, cert, cert_len))
         rc = KN_EBADBLOCK;
     if (!rc && !sim_correct(n))
         rc = ledger_block_check(&v, &n->chain, &w->vs, w->chain_id,
-                                (const uint8_t(*)[KN_HASH_BYTES])ids);
-    if (!rc) rc = execute(n, &v, block, len, txs, cert, cert_len);
+                                (const uint8_t(*)[KN_HASH_BYTES])bt.ids);
+    if (!rc) rc = execute(n, &v, block, len, bt.txs, cert, cert_len);
     if (!rc) {
         KN_REQUIRE(n->chain.height == v.hdr.height);
         uint8_t head[9] = {'C'};
@@ -253,7 +252,7 @@ static int commit_block(sim_world *w, sim_node *n, const uint8_t *block, size_t 
         sim_trace(w, head, 5);
         sim_trace(w, n->chain.state_hash, KN_HASH_BYTES);
         if (sim_correct(n)) (void)sim_check_state(w, n);
-        count_results(w, n, &v, ids);
+        count_results(w, n, &v, bt.ids);
         n->last_commit_ms = w->now_ms;
         mempool_after_commit(n);
         /* Committed and durable, but nobody has heard of it yet. */
@@ -263,8 +262,7 @@ static int commit_block(sim_world *w, sim_node *n, const uint8_t *block, size_t 
         }
     }
     ledger_block_view_free(&v);
-    free(txs);
-    free(ids);
+    ledger_block_txs_free(&bt);
     if (!rc && restart && alive(w, n)) restart_consensus(w, n);
     return rc;
 }
@@ -421,19 +419,17 @@ static int check_block(sim_world *w, sim_node *n, const uint8_t *block, size_t l
     ledger_block_view v;
     int rc = ledger_block_decode(block, len, &v);
     if (rc) return rc;
-    ledger_tx *txs = NULL;
-    uint8_t(*ids)[KN_HASH_BYTES] = NULL;
+    ledger_block_txs bt = {0};
     if (memcmp(v.block_id, expected_id, KN_HASH_BYTES) != 0) rc = KN_EBADBLOCK;
     else if (v.hdr.time_ms > SIM_GENESIS_TIME_MS + w->now_ms + SIM_DRIFT_MS) rc = KN_EBADBLOCK;
-    if (!rc) rc = ledger_block_txs(&v, &txs, &ids);
+    if (!rc) rc = ledger_block_txs_decode(&v, &bt);
     for (uint32_t i = 0; !rc && i < v.hdr.n_txs; i++)
-        if (ledger_tx_verify(&txs[i], w->chain_id)) rc = KN_EBADBLOCK;
+        if (ledger_tx_verify(&bt.txs[i], w->chain_id)) rc = KN_EBADBLOCK;
     if (!rc)
         rc = ledger_block_check(&v, &n->chain, &w->vs, w->chain_id,
-                                (const uint8_t(*)[KN_HASH_BYTES])ids);
+                                (const uint8_t(*)[KN_HASH_BYTES])bt.ids);
     ledger_block_view_free(&v);
-    free(txs);
-    free(ids);
+    ledger_block_txs_free(&bt);
     return rc;
 }
 
