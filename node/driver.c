@@ -501,10 +501,16 @@ void node__maybe_build(node *n)
         n->value_pending = false;
         return;
     }
-    /* Propose at once when transactions wait or in a later round (time was lost
-     * already); otherwise an empty block keeps the heartbeat. */
-    bool due = n->mempool.count > 0 || n->value_round > 0 ||
-               kn_mono_ms() - n->last_commit_mono_ms >= n->cfg->heartbeat_ms;
+    /* Propose at once in a later round (time was lost already). Transactions
+     * waiting are proposed at once too, unless more are still being verified:
+     * then the block waits for them a little (NODE_BLOCK_FILL_MS after the
+     * last commit), so that a busy node makes fewer, fuller blocks, each one
+     * a durable commit less. Otherwise an empty block keeps the heartbeat. */
+    uint64_t since_commit = kn_mono_ms() - n->last_commit_mono_ms;
+    bool fill = node__verifying(n) && n->mempool.count < n->cfg->block_txs_max &&
+                since_commit < NODE_BLOCK_FILL_MS;
+    bool due = (n->mempool.count > 0 && !fill) || n->value_round > 0 ||
+               since_commit >= n->cfg->heartbeat_ms;
     if (due) build_value(n);
 }
 

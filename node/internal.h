@@ -31,6 +31,8 @@ enum node_msg {
 };
 
 #define NODE_TICK_MS 100
+#define NODE_BLOCK_FILL_MS 50 /* a proposer waits this long after a commit for
+                                 transactions still being verified */
 #define NODE_PEER_SILENT_MS 3000     /* a peer quiet this long shows as offline */
 #define NODE_CATCHUP_BLOCKS_MAX 32   /* blocks asked for in one request */
 #define NODE_CATCHUP_BYTES_MAX (8u << 20)
@@ -305,6 +307,8 @@ uint32_t node__catchup_pick(const node *n, bool stay);
 
 /* submit.c */
 void node__submit_init(node *n);
+/* True while transactions wait for their signatures to be checked. */
+bool node__verifying(const node *n);
 void node__submit_free(node *n);
 /* A client's transaction bytes (the request is answered now or later). */
 void node__submit_client(node *n, net_http_req *req, const uint8_t *tx, size_t len,

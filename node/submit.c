@@ -59,6 +59,11 @@ struct tx_batch {
 /* A batch always fits an empty verification queue. */
 _Static_assert(NODE_BATCH_TXS_MAX <= NODE_VERIFY_QUEUE_MAX, "batch over the verification queue");
 
+bool node__verifying(const node *n)
+{
+    return n->jobs_in_flight > 0 || n->vq->items > 0;
+}
+
 void node__submit_init(node *n)
 {
     n->vq = calloc(1, sizeof *n->vq);
@@ -229,12 +234,14 @@ static bool enqueue(node *n, const ledger_tx *tx, const uint8_t *bytes, size_t l
 }
 
 /* Runs a verified transaction through the ledger rules against the committed
- * state (in a scratch transaction that is never committed) and admits it. */
-static int admit(node *n, store_txn *scratch, verify_item *it, node__mp_entry **out)
+ * state (read, nothing written) and admits it. */
+static int admit(node *n, store_txn *committed, verify_item *it, node__mp_entry **out)
 {
     *out = node__mempool_find(&n->mempool, it->tx.id);
     if (*out) return 0;
-    int rc = scratch ? ledger_tx_apply(scratch, &it->tx, n->chain.height + 1, n->chain.last_time_ms) : KN_ESTORE;
+    int rc = committed ? ledger_tx_check(committed, &it->tx, n->chain.height + 1,
+                                         n->chain.last_time_ms)
+                       : KN_ESTORE;
     if (rc) return rc;
     *out = node__mempool_add(&n->mempool, it->tx.id, it->bytes, it->len, it->tx.expiry_height);
     if (!*out) return KN_EFULL;
@@ -301,16 +308,16 @@ static void verify_done(uv_work_t *w, int status)
     verify_job *job = w->data;
     node *n = job->n;
     n->jobs_in_flight--;
-    store_txn *scratch = NULL;
-    if (store_begin(n->store, true, &scratch)) scratch = NULL;
+    store_txn *committed = NULL;
+    if (store_begin(n->store, false, &committed)) committed = NULL;
     uint32_t n_gossip = 0;
     for (uint32_t i = 0; i < job->count; i++) {
         verify_item *it = &job->items[i];
-        if (it->rc == 0) it->rc = admit(n, scratch, it, &it->entry);
+        if (it->rc == 0) it->rc = admit(n, committed, it, &it->entry);
         if (it->rc) n->health.rejected[node__err_slot(it->rc)]++;
         if (it->local && it->admitted) n_gossip++;
     }
-    if (scratch) store_abort(scratch);
+    if (committed) store_abort(committed);
     gossip_admitted(n, job, n_gossip);
     /* Answered after the gossip: the last item of a batch frees the bytes
      * that its items borrow. answer frees the client. */
@@ -517,12 +524,9 @@ int node__submit_own(node *n, const ledger_tx *tx)
     if (node__mempool_find(&n->mempool, tx->id)) return 0;
     int rc = ledger_tx_verify(tx, n->chain_id);
     store_txn *t = NULL;
-    if (!rc) rc = store_begin(n->store, true, &t);
+    if (!rc) rc = store_begin(n->store, false, &t);
     if (rc) return rc;
-    ledger_tx_record rec;
-    rc = ledger_tx_record_get(t, tx->id, &rec) == 0
-             ? KN_EDUPTX
-             : ledger_tx_apply(t, tx, n->chain.height + 1, n->chain.last_time_ms);
+    rc = ledger_tx_check(t, tx, n->chain.height + 1, n->chain.last_time_ms);
     store_abort(t);
     if (rc) {
         n->health.rejected[node__err_slot(rc)]++;

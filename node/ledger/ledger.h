@@ -701,10 +701,14 @@ KN_MUST int ledger_cert_get(store_txn *t, uint64_t height, const uint8_t **p, si
 /* Applies one transaction's operations atomically inside t at block time
  * time_ms: the operations are computed on an in-memory write set and written
  * only when all of them pass. Returns 0, or the rule error with no change
- * (KN_EDUPTX for an id already committed). Used by block execution and by
- * admission to the mempool, which runs it in a scratch transaction that is
- * never committed. */
+ * (KN_EDUPTX for an id already committed). */
 KN_MUST int ledger_tx_apply(store_txn *t, const ledger_tx *tx, uint64_t height,
+                            uint64_t time_ms);
+
+/* The same rules as ledger_tx_apply, against t (which may be read-only),
+ * writing nothing: the mempool's admission check, each transaction alone
+ * against the committed state. */
+KN_MUST int ledger_tx_check(store_txn *t, const ledger_tx *tx, uint64_t height,
                             uint64_t time_ms);
 
 /* True for the errors ledger_tx_apply returns when a transaction breaks a rule

@@ -80,6 +80,7 @@ typedef struct rules {
     const ledger_currency *new_currency;   /* created by an earlier operation */
     const ledger_programme *new_programme; /* likewise */
     bool quiet_to; /* the sweep lists the treasury's side once, in total */
+    bool check_only; /* ledger_tx_check: the rules run, nothing is written */
     uint32_t n, n_legs, n_raws, arena_used;
     entry e[OVERLAY_MAX];
     leg legs[LEGS_MAX];
@@ -1584,11 +1585,9 @@ static uint16_t leg_seq(const rules *R, uint32_t i)
     return seq;
 }
 
-static int flush(rules *R)
+/* Writes the write set, once checked. */
+static int write_set(rules *R)
 {
-    check_conservation(R);
-    int rc = derive(R);
-    if (rc) return rc;
     kn_buf val = {0};
     kn_buf_reserve(&val, 128);
     for (uint32_t i = 0; i < R->n && !store_error(R->t); i++) {
@@ -1609,6 +1608,20 @@ static int flush(rules *R)
     return store_error(R->t);
 }
 
+/* The checks of the whole write set (conservation, then the counts and
+ * indexes derived from it); then its writes. */
+static int check_set(rules *R)
+{
+    check_conservation(R);
+    return derive(R);
+}
+
+static int flush(rules *R)
+{
+    int rc = check_set(R);
+    return rc || R->check_only ? rc : write_set(R);
+}
+
 /* The rules' state, too big for a callback's stack frame in the daemon: one
  * per thread, reset for each transaction. */
 static rules *rules_begin(store_txn *t, ledger__exec *ex, const ledger_tx *tx, uint64_t height,
@@ -1623,23 +1636,44 @@ static rules *rules_begin(store_txn *t, ledger__exec *ex, const ledger_tx *tx, u
     R.time_ms = time_ms;
     R.op = 0;
     R.quiet_to = false;
+    R.check_only = false;
     R.new_currency = NULL;
     R.new_programme = NULL;
     overlay_reset(&R);
     return &R;
 }
 
+/* Every operation on the write set, then the checks of the whole set;
+ * nothing is written. */
+static int run_rules(rules *R)
+{
+    if (R->height > R->tx->expiry_height) return KN_EEXPIRED;
+    for (R->op = 0; R->op < R->tx->n_ops; R->op++) {
+        int rc = apply_op(R, &R->tx->ops[R->op]);
+        if (rc) return rc;
+    }
+    return check_set(R);
+}
+
 int ledger__tx_apply(store_txn *t, ledger__exec *ex, const ledger_tx *tx, uint64_t height,
                      uint32_t index, uint64_t time_ms)
 {
     /* Block execution has looked the id up already, admission just before. */
-    if (height > tx->expiry_height) return KN_EEXPIRED;
     rules *R = rules_begin(t, ex, tx, height, index, time_ms);
-    for (R->op = 0; R->op < tx->n_ops; R->op++) {
-        int rc = apply_op(R, &tx->ops[R->op]);
-        if (rc) return rc;
-    }
-    return flush(R);
+    int rc = run_rules(R);
+    return rc ? rc : write_set(R);
+}
+
+int ledger_tx_check(store_txn *t, const ledger_tx *tx, uint64_t height, uint64_t time_ms)
+{
+    const uint8_t *p;
+    size_t n;
+    int rc = store_get(t, STORE_TXS, tx->id, KN_HASH_BYTES, &p, &n);
+    if (rc == 0) return KN_EDUPTX;
+    if (rc != KN_ENOTFOUND) return rc;
+    rules *R = rules_begin(t, NULL, tx, height, 0, time_ms);
+    R->check_only = true;
+    return run_rules(R);
 }
 
 /* The genesis: the validator set, the consortium admins, their threshold and

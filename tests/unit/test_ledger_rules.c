@@ -297,9 +297,19 @@ static void tx_sign_all(ledger_tx *tx, const int *signers)
     for (int i = 0; signers[i]; i++) assert_int_equal(ledger_tx_sign(tx, &keys[signers[i]]), 0);
 }
 
+/* Every case also runs through the mempool's check first: it must reach the
+ * same verdict as the apply and write nothing. */
 static int apply_at(store_txn *t, const ledger_tx *tx, uint64_t at_ms)
 {
-    return ledger_tx_apply(t, tx, ++W.height, at_ms);
+    uint8_t before[KN_HASH_BYTES], after[KN_HASH_BYTES];
+    uint64_t h = ++W.height;
+    state_digest(t, before);
+    int checked = ledger_tx_check(t, tx, h, at_ms);
+    state_digest(t, after);
+    assert_memory_equal(before, after, KN_HASH_BYTES);
+    int applied = ledger_tx_apply(t, tx, h, at_ms);
+    assert_int_equal(checked, applied);
+    return applied;
 }
 
 /* Applies one operation that must be accepted; returns nothing, keeps its id
