@@ -83,8 +83,9 @@
 #define BENCH_COMMIT_ROUNDS 5
 #define BENCH_APPLY_ACCOUNTS 2000
 #define BENCH_STORE_MAP_BYTES (1ull << 30)
-/* docs/DESIGN.md's figure, used when the apply cost cannot be measured. */
-#define BENCH_DESIGN_APPLY_US 23.0
+/* A planning figure for this kind of machine, used when the apply cost cannot
+ * be measured. */
+#define BENCH_PLANNED_APPLY_US 23.0
 
 /* ---------------------------------------------------------------- options */
 
@@ -656,7 +657,7 @@ static int measure_apply_us(const char *root, double *out_us)
     temp_store_remove(dir, env);
     kn_keypair_wipe(&issuer);
     sodium_memzero(keys, sizeof keys);
-    if (!applied) return KN_EINVAL; /* the caller falls back on DESIGN.md's figure */
+    if (!applied) return KN_EINVAL; /* the caller falls back on the planning figure */
     *out_us = (double)exec_us / BENCH_APPLY_ACCOUNTS;
     return 0;
 }
@@ -684,9 +685,11 @@ static int measure_ceiling(const bench *B, ceiling *c)
     c->verify_per_s_core = 1e6 / c->verify_us;
     c->apply_measured = measure_apply_us(root, &c->apply_us) == 0;
     if (!c->apply_measured) {
-        fprintf(stderr, "koinon: bench: could not measure the apply cost; using DESIGN.md's %.0f us\n",
-                BENCH_DESIGN_APPLY_US);
-        c->apply_us = BENCH_DESIGN_APPLY_US;
+        fprintf(stderr,
+                "koinon: bench: could not measure the apply cost; using the planning figure "
+                "of %.0f us\n",
+                BENCH_PLANNED_APPLY_US);
+        c->apply_us = BENCH_PLANNED_APPLY_US;
     }
     if (measure_block_commit_ms(root, &c->block_commit_ms)) return CLI_EXIT_FAIL;
     ceiling_bounds(c);
@@ -1446,7 +1449,7 @@ static void print_ceiling(const result *r)
            c->verify_us);
     printf("    decode + apply a transfer     %10.1f us (%s)\n", c->apply_us,
            c->apply_measured ? "a block of 2000 through ledger_block_execute"
-                             : "not measured: DESIGN.md's figure");
+                             : "not measured: a planning figure");
     printf("    durable block commit          %10.1f ms (%d account updates + 1 MiB, median of %d)\n",
            c->block_commit_ms, BENCH_BLOCK_PUTS, BENCH_COMMIT_ROUNDS);
     printf("    CPU bound     C / (V x (verify + apply)) = %u / (%u x %.1f us) = %.0f /s\n", c->cores,
