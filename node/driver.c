@@ -844,10 +844,16 @@ int node__driver_start(node *n)
 
 /* Logs a stall once per height (and again every STALL_WARN_MS): where
  * consensus is, and which validators it has not heard from in this round. */
+/* Time from t to now; 0 for a t after now (a commit during this tick). */
+static uint64_t since(uint64_t now_mono_ms, uint64_t t)
+{
+    return now_mono_ms > t ? now_mono_ms - t : 0;
+}
+
 static void warn_stall(node *n, uint64_t now_mono_ms)
 {
-    if (now_mono_ms - n->last_commit_mono_ms < STALL_WARN_MS ||
-        now_mono_ms - n->last_stall_log_ms < STALL_WARN_MS)
+    if (since(now_mono_ms, n->last_commit_mono_ms) < STALL_WARN_MS ||
+        since(now_mono_ms, n->last_stall_log_ms) < STALL_WARN_MS)
         return;
     n->last_stall_log_ms = now_mono_ms;
     char offline[512], no_prevote[512];
@@ -860,7 +866,7 @@ static void warn_stall(node *n, uint64_t now_mono_ms)
             "height=%llu round=%u step=%s since_ms=%llu offline=%s not_prevoted=%s",
             (unsigned long long)cons_height(n->cons), cons_round(n->cons),
             cons_step_name(cons_step(n->cons)),
-            (unsigned long long)(now_mono_ms - n->last_commit_mono_ms),
+            (unsigned long long)since(now_mono_ms, n->last_commit_mono_ms),
             offline[0] ? offline : "-", no_prevote[0] ? no_prevote : "-");
 }
 
@@ -870,8 +876,8 @@ void node__driver_tick(node *n, uint64_t now_mono_ms)
     warn_stall(n, now_mono_ms);
     /* Messages lost on a dropped link are not retransmitted by it: while the
      * height stalls, repeat what we said in it. */
-    if (now_mono_ms - n->last_commit_mono_ms < 2u * n->cfg->heartbeat_ms) return;
-    if (now_mono_ms - n->last_repeat_ms < n->cfg->heartbeat_ms) return;
+    if (since(now_mono_ms, n->last_commit_mono_ms) < 2u * n->cfg->heartbeat_ms) return;
+    if (since(now_mono_ms, n->last_repeat_ms) < n->cfg->heartbeat_ms) return;
     n->last_repeat_ms = now_mono_ms;
     node__repeat_own(n, CONS_NO_VALIDATOR);
 }

@@ -46,7 +46,7 @@
 #define PARSED (-1) /* parse_bench_args: go on with the run */
 #define BENCH_NODES_MAX 16
 #define BENCH_ACCOUNTS_DEFAULT 1000
-#define BENCH_ACCOUNTS_MAX 200000
+#define BENCH_ACCOUNTS_MAX 1000000
 #define BENCH_RATE_DEFAULT 20000
 #define BENCH_RATE_MAX 1000000
 #define BENCH_WARMUP_DEFAULT 5
