@@ -1664,13 +1664,20 @@ int ledger__tx_apply(store_txn *t, ledger__exec *ex, const ledger_tx *tx, uint64
     return rc ? rc : write_set(R);
 }
 
-int ledger_tx_check(store_txn *t, const ledger_tx *tx, uint64_t height, uint64_t time_ms)
+/* KN_EDUPTX when the transaction is committed already, 0 when it is not. */
+static int not_committed(store_txn *t, const ledger_tx *tx)
 {
     const uint8_t *p;
     size_t n;
     int rc = store_get(t, STORE_TXS, tx->id, KN_HASH_BYTES, &p, &n);
     if (rc == 0) return KN_EDUPTX;
-    if (rc != KN_ENOTFOUND) return rc;
+    return rc == KN_ENOTFOUND ? 0 : rc;
+}
+
+int ledger_tx_check(store_txn *t, const ledger_tx *tx, uint64_t height, uint64_t time_ms)
+{
+    int rc = not_committed(t, tx);
+    if (rc) return rc;
     rules *R = rules_begin(t, NULL, tx, height, 0, time_ms);
     R->check_only = true;
     return run_rules(R);
@@ -1767,10 +1774,6 @@ bool ledger_rule_error(int err)
 
 int ledger_tx_apply(store_txn *t, const ledger_tx *tx, uint64_t height, uint64_t time_ms)
 {
-    const uint8_t *p;
-    size_t n;
-    int rc = store_get(t, STORE_TXS, tx->id, KN_HASH_BYTES, &p, &n);
-    if (rc == 0) return KN_EDUPTX;
-    if (rc != KN_ENOTFOUND) return rc;
-    return ledger__tx_apply(t, NULL, tx, height, 0, time_ms);
+    int rc = not_committed(t, tx);
+    return rc ? rc : ledger__tx_apply(t, NULL, tx, height, 0, time_ms);
 }
