@@ -57,7 +57,6 @@ typedef struct node node;
 
 typedef struct node__mp_entry {
     uint8_t id[KN_HASH_BYTES];
-    uint8_t *bytes;
     uint32_t len;
     uint64_t expiry_height;
     uint64_t admitted_ms; /* monotonic; for the commit latency histogram */
@@ -65,6 +64,7 @@ typedef struct node__mp_entry {
     struct node__mp_entry *prev, *next; /* arrival order */
     struct node__mp_entry *bucket_next;
     node__client *clients; /* waiting for its commit */
+    uint8_t bytes[];       /* len of them, in the entry's one allocation */
 } node__mp_entry;
 
 typedef struct node__mempool {

@@ -41,10 +41,9 @@ node__mp_entry *node__mempool_add(node__mempool *mp, const uint8_t id[KN_HASH_BY
 {
     KN_REQUIRE(node__mempool_find(mp, id) == NULL);
     if (mp->count >= mp->max) return NULL;
-    node__mp_entry *e = calloc(1, sizeof *e);
+    node__mp_entry *e = malloc(sizeof *e + len);
     KN_REQUIRE(e != NULL);
-    e->bytes = malloc(len);
-    KN_REQUIRE(e->bytes != NULL);
+    memset(e, 0, sizeof *e);
     memcpy(e->bytes, bytes, len);
     memcpy(e->id, id, KN_HASH_BYTES);
     e->len = len;
@@ -74,6 +73,5 @@ void node__mempool_remove(node__mempool *mp, node__mp_entry *e)
     else mp->tail = e->prev;
     mp->count--;
     mp->bytes -= e->len;
-    free(e->bytes);
     free(e);
 }
